@@ -1,0 +1,111 @@
+"""Train, evaluate and log one run:  python -m ssnets.run [overrides]
+
+compose config -> load data -> build model -> fit -> evaluate -> log to MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+import keras
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from ssnets import runtime, training
+from ssnets.data import load_splits
+from ssnets.data.augment import build_augmenter
+from ssnets.data.pipeline import make_dataset
+from ssnets.errors import UserError
+from ssnets.models import build_model
+from ssnets.tracking import build_tracker, config_params
+from ssnets.visualize import prediction_grid, save_png
+
+log = logging.getLogger("ssnets.run")
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return {"total_params": model.count_params(), "trainable_params": trainable}
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """One run; returns the final metrics (val_*, test_*)."""
+    runtime.configure(cfg.seed, cfg.trainer.precision)
+    data = cfg.data
+    input_shape = (data.image_size, data.image_size, data.channels)
+    model = build_model(cfg.model, input_shape, data.num_classes, cfg.trainer.l2)
+    counts = parameter_counts(model)
+    log.info("%s (conv_type=%s): %s parameters", cfg.model.name, cfg.model.conv_type, f"{counts['total_params']:,}")
+    if cfg.trainer.dry_run:
+        return {}
+
+    splits = load_splits(data)
+    tracker = build_tracker(cfg.logger)
+    tags = {"backend": keras.backend.backend(), "device": runtime.device_description()}
+    with tracker.start(cfg, tags):
+        tracker.log_params({**config_params(cfg), **counts})
+        augmenter = build_augmenter(cfg.augmentation, cfg.seed)
+        train_ds = make_dataset(splits["train"], data.batch_size, training=True, augmenter=augmenter, seed=cfg.seed)
+        eval_ds = {name: make_dataset(split, data.batch_size, training=False) for name, split in splits.items()}
+
+        training.compile_model(model, cfg)
+        result = training.fit(
+            model,
+            train_ds,
+            eval_ds["val"],
+            epochs=cfg.trainer.epochs,
+            run_dir=run_dir,
+            callbacks=tracker.keras_callbacks(),
+            restore_best=cfg.trainer.restore_best,
+            verbose=cfg.trainer.verbose,
+        )
+
+        metrics = {"train_seconds": result.train_seconds}
+        if result.best_epoch is not None:
+            metrics["best_epoch"] = result.best_epoch
+        for name in ("val", "test"):
+            if name in eval_ds:
+                split_metrics = training.evaluate(
+                    model, eval_ds[name], data.num_classes, list(data.class_names), data.ignore_index
+                )
+                metrics.update({f"{name}_{key}": value for key, value in split_metrics.items()})
+        tracker.log_metrics(metrics, step=cfg.trainer.epochs)
+
+        config_file = run_dir / "config.yaml"
+        config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_artifact(config_file)
+        tracker.log_artifact(write_preview(model, splits["val"], cfg.trainer.num_preview, run_dir))
+        tracker.log_model(model, input_example=splits["val"].images[:1].astype(np.float32))
+
+    log.info("Logged to %s", tracker.location())
+    log.info("val mIoU %.4f, val E1 %.2f%%", metrics["val_miou"], 100 * metrics["val_e1"])
+    return metrics
+
+
+def write_preview(model: keras.Model, split, count: int, run_dir: Path) -> Path:
+    images, truths = split.images[:count], split.masks[:count]
+    predictions = np.argmax(keras.ops.convert_to_numpy(model.predict_on_batch(images.astype(np.float32))), axis=-1)
+    return save_png(run_dir / "predictions.png", prediction_grid(images, truths, predictions))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns val mIoU so sweepers (e.g. Optuna) can optimise it."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        metrics = train(cfg, run_dir)
+    except UserError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s", error)
+        sys.exit(1)
+    return metrics.get("val_miou")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""MLflow tracking: one run per training job.
+
+Params are the resolved config flattened to dotted keys (`model.conv_type`,
+`optimizer.lr`), plus parameter counts; metrics are logged per epoch and at
+the end; artifacts are the resolved config, a preview PNG and the model.
+`logger=none` gives a tracker with the same interface that records nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay whole values."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_params(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved run config as MLflow params (Hydra's own node and loader internals left out)."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    tree.pop("hydra", None)
+    return {key: value for key, value in flatten(tree).items() if ".loader." not in key}
+
+
+def git_commit() -> str:
+    package_dir = Path(__file__).resolve().parent
+    result = subprocess.run(
+        ["git", "-C", str(package_dir), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+class NullTracker:
+    """logger=none: the tracker interface, recording nothing."""
+
+    run_id: str | None = None
+
+    @contextlib.contextmanager
+    def start(self, cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[NullTracker]:
+        yield self
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_artifact(self, path: Path) -> None:
+        pass
+
+    def log_model(self, model: keras.Model, input_example: Any) -> None:
+        pass
+
+    def keras_callbacks(self) -> list[keras.callbacks.Callback]:
+        return []
+
+    def location(self) -> str:
+        return "not logged (logger=none)"
+
+
+class MlflowTracker(NullTracker):
+    def __init__(self, tracking_uri: str | None, experiment_name: str, run_name: str | None, log_model: bool):
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.should_log_model = log_model
+
+    @contextlib.contextmanager
+    def start(self, cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[MlflowTracker]:
+        """An active MLflow run; it ends FAILED if the body raises, FINISHED otherwise."""
+        if self.tracking_uri:
+            mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_experiment(self.experiment_name)
+        with mlflow.start_run(run_name=self.run_name, tags={**tags, "git_commit": git_commit()}) as run:
+            self.run_id = run.info.run_id
+            log.info("MLflow run %s in %s", self.run_id, mlflow.get_tracking_uri())
+            yield self
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        mlflow.log_params({key: "null" if value is None else value for key, value in params.items()})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        mlflow.log_metrics(dict(metrics), step=step)
+
+    def log_artifact(self, path: Path) -> None:
+        mlflow.log_artifact(str(path))
+
+    def log_model(self, model: keras.Model, input_example: Any) -> None:
+        if self.should_log_model:
+            mlflow.keras.log_model(model, name="model", input_example=input_example)
+
+    def keras_callbacks(self) -> list[keras.callbacks.Callback]:
+        # Logs the optimizer config, the model summary and every epoch's Keras logs at step=epoch.
+        return [mlflow.keras.MlflowCallback()]
+
+    def location(self) -> str:
+        return f"run {self.run_id} in {mlflow.get_tracking_uri()} (experiment {self.experiment_name!r})"
+
+
+def build_tracker(logger_cfg: DictConfig) -> NullTracker:
+    if logger_cfg.name == "none":
+        return NullTracker()
+    return MlflowTracker(
+        logger_cfg.tracking_uri, logger_cfg.experiment_name, logger_cfg.run_name, logger_cfg.log_model
+    )
