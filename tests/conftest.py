@@ -1,0 +1,58 @@
+"""Shared settings and helpers for the test suite.
+
+Runs use tiny settings (64x64, a few images, one epoch) and a synthetic
+dataset cached once per machine, and log into a temporary MLflow store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("SSNETS_CACHE", str(Path(tempfile.gettempdir()) / "ssnets-test-cache"))
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+TINY = [
+    "data.image_size=64",
+    "data.num_train=16",
+    "data.num_val=8",
+    "data.num_test=4",
+    "data.batch_size=8",
+    "trainer.epochs=1",
+    "trainer.verbose=2",
+    "trainer.num_preview=2",
+]
+
+
+def compose_config(overrides: list[str]):
+    """The run config exactly as `python -m ssnets.run OVERRIDES` composes it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None):
+    """`python -m ssnets.run ARGS` in a subprocess, as a user types it."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "ssnets.run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
