@@ -1,0 +1,36 @@
+"""The model zoo: one module per family, one YAML per variant under ``conf/model/``.
+
+``build_model(cfg.model, input_shape, num_classes, l2)`` instantiates the
+family builder named by the config's ``_target_``; every model takes raw
+pixels (float32, 0..255) and returns float32 softmax probabilities.
+"""
+
+from __future__ import annotations
+
+import hydra
+from hydra.errors import InstantiationException
+import keras
+from omegaconf import DictConfig
+
+from ssnets.models.layers import MIN_INPUT_MULTIPLE
+
+__all__ = ["MIN_INPUT_MULTIPLE", "build_model"]
+
+
+def build_model(model_cfg: DictConfig, input_shape: tuple[int, int, int], num_classes: int, l2: float) -> keras.Model:
+    """Build the model a ``conf/model/*.yaml`` config describes.
+
+    Raises the builder's own errors (not Hydra's wrapper): ValueError when
+    height or width is not a multiple of ``MIN_INPUT_MULTIPLE`` (32) or the
+    image has neither 1 nor 3 channels, FileNotFoundError for a missing
+    weights file, RuntimeError when ImageNet weights cannot be downloaded.
+    """
+    try:
+        return hydra.utils.instantiate(
+            model_cfg, input_shape=tuple(input_shape), num_classes=int(num_classes), l2=float(l2), _convert_="all"
+        )
+    except InstantiationException as error:
+        # Hydra wraps whatever the builder raised; the builder's one-line message is the useful one.
+        if error.__cause__ is None:
+            raise
+        raise error.__cause__ from None

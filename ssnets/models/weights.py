@@ -1,0 +1,117 @@
+"""The ``weights`` option every builder shares: null, imagenet, or a local file.
+
+Rules (the same for every family):
+
+- ``None``: random initialisation.
+- ``"imagenet"``: the family's keras.applications encoder is downloaded with
+  ``weights="imagenet"`` and its weights are copied into the model by layer
+  name. Without internet access this stops with a RuntimeError saying how to
+  pass a local file instead.
+- a ``.weights.h5`` / ``.h5`` file: when its layers hold exactly as many
+  arrays as the whole model has weights it is the whole model's (``model.save_weights``)
+  and is loaded with ``model.load_weights``; otherwise it is taken as the
+  encoder's (e.g. ``keras.applications.MobileNetV2(include_top=False)``
+  weights, or the legacy ``*_notop.h5`` files keras.applications downloads),
+  loaded into that keras.applications encoder and copied by layer name.
+- a ``.keras`` file: the saved model is loaded and every layer whose name and
+  weight shapes match is copied (a saved ssnets model of the same
+  architecture fills the whole model, a saved keras.applications model the
+  encoder).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import keras
+
+EncoderFactory = Callable[[str | None], keras.Model]
+"""Builds the family's keras.applications encoder with the given ``weights`` argument."""
+
+
+def check_weights_argument(weights: str | None) -> None:
+    """Fail before building anything when a weights path does not exist."""
+    if weights is None or weights == "imagenet":
+        return
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"Weights file {weights} does not exist.")
+    if not (path.name.endswith(".h5") or path.suffix == ".keras"):
+        raise ValueError(f"weights must be null, imagenet, a .weights.h5/.h5 file or a .keras file, got {weights}.")
+
+
+def load_weights(model: keras.Model, weights: str | None, encoder_factory: EncoderFactory, model_name: str) -> None:
+    """Apply the ``weights`` option to a freshly built ``model`` (see the module docstring)."""
+    check_weights_argument(weights)
+    if weights is None:
+        return
+    if weights == "imagenet":
+        copy_weights_by_name(_download_imagenet_encoder(encoder_factory, model_name), model)
+    elif weights.endswith(".keras"):
+        copy_weights_by_name(keras.models.load_model(weights, compile=False), model)
+    elif _count_layer_arrays(weights) == len(model.weights):
+        model.load_weights(weights)
+    else:
+        copy_weights_by_name(encoder_factory(weights), model)
+
+
+def _download_imagenet_encoder(encoder_factory: EncoderFactory, model_name: str) -> keras.Model:
+    try:
+        return encoder_factory("imagenet")
+    # keras.utils.get_file reports any failed download as a bare Exception.
+    except Exception as error:  # noqa: BLE001 - narrowed by the message check below
+        if "URL fetch failure" not in str(error):
+            raise
+        raise RuntimeError(
+            f"Could not download ImageNet weights for {model_name} (no internet access?); "
+            "download them elsewhere and pass weights=/path/to/file.weights.h5."
+        ) from error
+
+
+def _count_layer_arrays(path: str) -> int:
+    """Arrays under the ``layers`` group of a Keras 3 weights file (0 for a legacy .h5).
+
+    Files saved from a compiled model also hold optimizer variables, which
+    are not the model's weights.
+    """
+    arrays = []
+    with h5py.File(path, "r") as file:
+        if "layers" in file:
+            file["layers"].visititems(lambda _, item: arrays.append(item) if isinstance(item, h5py.Dataset) else None)
+    return len(arrays)
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model) -> None:
+    """Copy weights of same-named layers (nested models included) when all shapes agree.
+
+    Same-named layers with different shapes (e.g. a score layer trained for
+    another number of classes) are skipped with a warning; copying nothing at
+    all is an error.
+    """
+    source_layers = {layer.name: layer for layer in _weighted_layers(source)}
+    copied, mismatched = 0, []
+    for layer in _weighted_layers(target):
+        match = source_layers.get(layer.name)
+        if match is None:
+            continue
+        source_weights = match.get_weights()
+        if [w.shape for w in source_weights] != [tuple(v.shape) for v in layer.weights]:
+            mismatched.append(layer.name)
+            continue
+        layer.set_weights(source_weights)
+        copied += 1
+    if mismatched:
+        warnings.warn(f"Weights not copied (shapes differ) for layers: {', '.join(mismatched)}.", stacklevel=3)
+    if copied == 0:
+        raise ValueError(f"No layer of {source.name} matches a layer of {target.name} by name and shape.")
+
+
+def _weighted_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _weighted_layers(layer)
+        elif layer.weights:
+            yield layer
