@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
+import types
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,16 @@ def git_commit() -> str:
         ["git", "-C", str(package_dir), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
     )
     return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def save_keras_model(path: str, **kwargs: Any) -> None:
+    # mlflow.keras.save_model writes the input example before it creates `path` (mlflow issue 16183).
+    os.makedirs(path, exist_ok=True)
+    mlflow.keras.save_model(path=path, **kwargs)
+
+
+# mlflow.keras for Model.log, with the directory fix above; the logged model is a plain keras-flavor model.
+KERAS_FLAVOR = types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_keras_model)
 
 
 class NullTracker:
@@ -105,8 +117,18 @@ class MlflowTracker(NullTracker):
         mlflow.log_artifact(str(path))
 
     def log_model(self, model: keras.Model, input_example: Any) -> None:
+        """The model with an input example and a tensor signature (the keras flavor infers none)."""
         if self.should_log_model:
-            mlflow.keras.log_model(model, name="model", input_example=input_example)
+            output_example = keras.ops.convert_to_numpy(model.predict_on_batch(input_example))
+            signature = mlflow.models.infer_signature(input_example, output_example)
+            mlflow.models.Model.log(
+                artifact_path=None,
+                name="model",
+                flavor=KERAS_FLAVOR,
+                model=model,
+                signature=signature,
+                input_example=input_example,
+            )
 
     def keras_callbacks(self) -> list[keras.callbacks.Callback]:
         # Logs the optimizer config, the model summary and every epoch's Keras logs at step=epoch.
