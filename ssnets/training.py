@@ -12,9 +12,9 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ssnets.checkpoint import BEST_MODEL, EpochCheckpoint, Progress
+from ssnets.losses import build_loss
 from ssnets.metrics import confusion_matrix, segmentation_metrics
-
-BEST_CHECKPOINT = "best.keras"
 
 
 def build_optimizer(optimizer_cfg: DictConfig) -> keras.optimizers.Optimizer:
@@ -23,11 +23,13 @@ def build_optimizer(optimizer_cfg: DictConfig) -> keras.optimizers.Optimizer:
     return instantiate(params, learning_rate=params.pop("lr"))
 
 
-def compile_model(model: keras.Model, cfg: DictConfig) -> None:
+def compile_model(model: keras.Model, cfg: DictConfig, class_weights: list[float] | None = None) -> None:
+    """Compile with the configured optimizer and loss; `class_weights` are loss.class_weights as
+    losses.resolve_class_weights resolved them (None: unweighted)."""
     data = cfg.data
     model.compile(
         optimizer=build_optimizer(cfg.optimizer),
-        loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=data.ignore_index),
+        loss=build_loss(cfg.loss, data.ignore_index, class_weights),
         metrics=[
             keras.metrics.MeanIoU(
                 num_classes=data.num_classes, name="miou", sparse_y_pred=False, ignore_class=data.ignore_index
@@ -54,33 +56,39 @@ def fit(
     callbacks: list[keras.callbacks.Callback],
     restore_best: bool,
     verbose: str | int,
+    progress: Progress | None = None,
 ) -> FitResult:
-    """Train for `epochs`, keeping the best epoch by val mIoU in run_dir/best.keras.
+    """Train up to `epochs`, from `progress` when resuming, checkpointing every epoch into run_dir.
 
-    With `restore_best` the model ends with the best epoch's weights, which is
-    what the final evaluation then measures.
+    The best epoch by val mIoU is kept in run_dir/best.keras; with
+    `restore_best` the model ends with its weights, which is what the final
+    evaluation then measures.
     """
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        run_dir / BEST_CHECKPOINT, monitor="val_miou", mode="max", save_best_only=True
-    )
+    progress = progress or Progress()
     start = time.perf_counter()
-    history = model.fit(
-        train, validation_data=val, epochs=epochs, callbacks=[checkpoint, *callbacks], verbose=verbose
-    ).history
+    model.fit(
+        train,
+        validation_data=val,
+        epochs=epochs,
+        initial_epoch=progress.epoch,
+        # The checkpoint commits an epoch before the trackers log it, so a resumed run never logs an epoch twice.
+        callbacks=[EpochCheckpoint(run_dir, progress), *callbacks],
+        verbose=verbose,
+    )
     train_seconds = time.perf_counter() - start
-    best_epoch = int(np.argmax(history["val_miou"])) if history.get("val_miou") else None
-    if restore_best and best_epoch is not None:
-        model.load_weights(run_dir / BEST_CHECKPOINT)
-    return FitResult(history, train_seconds, best_epoch)
+    if restore_best and progress.best_epoch is not None:
+        model.load_weights(run_dir / BEST_MODEL)
+    return FitResult(progress.history, train_seconds, progress.best_epoch)
 
 
 def predict_labels(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """(true masks, predicted class ids) over a whole dataset, both (N,H,W)."""
     truths, predictions = [], []
-    for images, masks in dataset:
+    # NumPy batches: every backend's predict_on_batch takes them (JAX rejects tf tensors).
+    for images, masks in dataset.as_numpy_iterator():
         probabilities = model.predict_on_batch(images)
         predictions.append(np.argmax(keras.ops.convert_to_numpy(probabilities), axis=-1).astype(np.uint8))
-        truths.append(keras.ops.convert_to_numpy(masks).astype(np.uint8))
+        truths.append(masks.astype(np.uint8))
     return np.concatenate(truths), np.concatenate(predictions)
 
 
