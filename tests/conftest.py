@@ -31,12 +31,12 @@ TINY = [
 ]
 
 
-def compose_config(overrides: list[str]):
-    """The run config exactly as `python -m ssnets.run OVERRIDES` composes it."""
+def compose_config(overrides: list[str], config_name: str = "config"):
+    """The config exactly as `python -m ssnets.run OVERRIDES` composes it (or ssnets.predict/export: config_name)."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name=config_name, overrides=overrides)
 
 
 @pytest.fixture
