@@ -2,7 +2,8 @@
 
 `miou` is the mean over classes of intersection-over-union, taken over the
 classes that occur in the ground truth or the prediction (as Keras' MeanIoU
-does); `e1` is the NICE-I error, the fraction of misclassified pixels.
+does); `mean_dice` is the same mean of per-class Dice (F1) = 2|A&B| / (|A| + |B|);
+`e1` is the NICE-I error, the fraction of misclassified pixels.
 """
 
 from __future__ import annotations
@@ -32,22 +33,26 @@ def confusion_matrix(
 
 
 def segmentation_metrics(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, float]:
-    """miou, iou_<class> per class, pixel_accuracy and e1 from a confusion matrix.
+    """miou, iou_<class>, mean_dice, dice_<class>, pixel_accuracy and e1 from a confusion matrix.
 
-    A class absent from both ground truth and prediction has no defined IoU:
-    its iou_<class> is NaN and it does not enter the mean.
+    A class absent from both ground truth and prediction has no defined IoU or
+    Dice: its iou_<class> and dice_<class> are NaN and it does not enter the means.
     """
     cm = np.asarray(cm, dtype=np.float64)
     if cm.shape != (len(class_names), len(class_names)):
         raise ValueError(f"confusion matrix {cm.shape} does not match {len(class_names)} class names.")
     true_positives = np.diag(cm)
-    union = cm.sum(axis=0) + cm.sum(axis=1) - true_positives
+    sizes = cm.sum(axis=0) + cm.sum(axis=1)
+    union = sizes - true_positives
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, true_positives / union, np.nan)
+        dice = np.where(sizes > 0, 2 * true_positives / sizes, np.nan)
     total = cm.sum()
     pixel_accuracy = float(true_positives.sum() / total) if total else float("nan")
     metrics = {"miou": float(np.nanmean(iou)) if np.any(union > 0) else float("nan")}
     metrics.update({f"iou_{name}": float(value) for name, value in zip(class_names, iou)})
+    metrics["mean_dice"] = float(np.nanmean(dice)) if np.any(sizes > 0) else float("nan")
+    metrics.update({f"dice_{name}": float(value) for name, value in zip(class_names, dice)})
     metrics["pixel_accuracy"] = pixel_accuracy
     metrics["e1"] = 1.0 - pixel_accuracy
     return metrics

@@ -17,10 +17,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ssnets import runtime, training
+from ssnets.callbacks import recipe_callbacks
 from ssnets.data import load_splits
 from ssnets.data.augment import build_augmenter
 from ssnets.data.pipeline import make_dataset
 from ssnets.errors import UserError
+from ssnets.losses import class_weight_params, resolve_class_weights
 from ssnets.models import build_model
 from ssnets.tracking import build_tracker, config_params
 from ssnets.visualize import prediction_grid, save_png
@@ -44,23 +46,24 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     if cfg.trainer.dry_run:
         return {}
 
-    splits = load_splits(data)
+    splits = load_splits(data, cfg.trainer.val_fraction, cfg.seed)
+    class_weights = resolve_class_weights(cfg.loss, data, splits["train"].masks)
     tracker = build_tracker(cfg.logger)
     tags = {"backend": keras.backend.backend(), "device": runtime.device_description()}
     with tracker.start(cfg, tags):
-        tracker.log_params({**config_params(cfg), **counts})
+        tracker.log_params({**config_params(cfg), **counts, **class_weight_params(class_weights, data.class_names)})
         augmenter = build_augmenter(cfg.augmentation, cfg.seed)
         train_ds = make_dataset(splits["train"], data.batch_size, training=True, augmenter=augmenter, seed=cfg.seed)
         eval_ds = {name: make_dataset(split, data.batch_size, training=False) for name, split in splits.items()}
 
-        training.compile_model(model, cfg)
+        training.compile_model(model, cfg, class_weights)
         result = training.fit(
             model,
             train_ds,
             eval_ds["val"],
             epochs=cfg.trainer.epochs,
             run_dir=run_dir,
-            callbacks=tracker.keras_callbacks(),
+            callbacks=[*recipe_callbacks(cfg), *tracker.keras_callbacks()],
             restore_best=cfg.trainer.restore_best,
             verbose=cfg.trainer.verbose,
         )

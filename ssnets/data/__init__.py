@@ -2,7 +2,8 @@
 
 A data config names its loader under `loader._target_`; every loader returns
 {"train": Split, "val": Split, ["test": Split]} read through `folder.load_folder`,
-so real and synthetic data share one code path after loading.
+so real and synthetic data share one code path after loading; with
+`require_val=False` (trainer.val_fraction set) a missing val split is allowed.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ssnets.data.folder import MaskSpec, Split
+from ssnets.data.splitting import hold_out_validation
 
 
-def load_splits(data_cfg: DictConfig) -> dict[str, Split]:
-    return instantiate(
+def load_splits(data_cfg: DictConfig, val_fraction: float | None = None, seed: int = 0) -> dict[str, Split]:
+    """The data's splits; with `val_fraction`, val is held out of train by `seed` (the data must have no val)."""
+    splits = instantiate(
         data_cfg.loader,
         image_size=data_cfg.image_size,
         channels=data_cfg.channels,
         mask_spec=MaskSpec(data_cfg.num_classes, data_cfg.ignore_index),
+        require_val=val_fraction is None,
     )
+    return splits if val_fraction is None else hold_out_validation(splits, val_fraction, seed)

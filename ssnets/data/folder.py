@@ -54,8 +54,9 @@ def load_folder(
     image_size: int,
     channels: int,
     mask_spec: MaskSpec,
+    require_val: bool = True,
 ) -> dict[str, Split]:
-    """Read train and val (required) and test (when present) from `root`."""
+    """Read train and val (required, unless not `require_val`) and test (when present) from `root`."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(
@@ -65,7 +66,7 @@ def load_folder(
     splits = {}
     for split in REQUIRED_SPLITS + OPTIONAL_SPLITS:
         if not (root / split).is_dir():
-            if split in REQUIRED_SPLITS:
+            if split in REQUIRED_SPLITS and (require_val or split != "val"):
                 raise UserError(
                     f"{root / split} is missing; data.root needs train/ and val/ folders, "
                     "each with img/ and mask/."

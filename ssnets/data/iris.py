@@ -1130,10 +1130,11 @@ def load(
     image_size: int,
     channels: int,
     mask_spec: MaskSpec,
+    require_val: bool = True,
 ) -> dict[str, Split]:
     """The data config's loader: generate (once) at image_size, then read through the folder source."""
     root = ensure_dataset(cache_dir, image_size, num_train, num_val, num_test, seed)
-    return load_folder(root, image_size, channels, mask_spec)
+    return load_folder(root, image_size, channels, mask_spec, require_val)
 
 
 # --------------------------------------------------------------------------- command line
