@@ -16,11 +16,12 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from ssnets import runtime, training
+from ssnets import checkpoint, resume, runtime, signals, training, validation
 from ssnets.callbacks import recipe_callbacks
 from ssnets.data import load_splits
 from ssnets.data.augment import build_augmenter
 from ssnets.data.pipeline import make_dataset
+from ssnets.divergence import StopOnNonFiniteLoss
 from ssnets.errors import UserError
 from ssnets.losses import class_weight_params, resolve_class_weights
 from ssnets.models import build_model
@@ -37,35 +38,47 @@ def parameter_counts(model: keras.Model) -> dict[str, int]:
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """One run; returns the final metrics (val_*, test_*)."""
+    validation.check_config(cfg)
     runtime.configure(cfg.seed, cfg.trainer.precision)
     data = cfg.data
     input_shape = (data.image_size, data.image_size, data.channels)
-    model = build_model(cfg.model, input_shape, data.num_classes, cfg.trainer.l2)
+    with validation.builder_errors_as_user_errors():
+        model = build_model(cfg.model, input_shape, data.num_classes, cfg.trainer.l2)
     counts = parameter_counts(model)
     log.info("%s (conv_type=%s): %s parameters", cfg.model.name, cfg.model.conv_type, f"{counts['total_params']:,}")
     if cfg.trainer.dry_run:
         return {}
 
+    tracker = build_tracker(cfg.logger)
+    job = resume.resolve(cfg, run_dir, tracker)
+    if job.finished_run is not None:
+        return job.finished_run.data.metrics
+    run_dir = job.run_dir
     splits = load_splits(data, cfg.trainer.val_fraction, cfg.seed)
     class_weights = resolve_class_weights(cfg.loss, data, splits["train"].masks)
-    tracker = build_tracker(cfg.logger)
-    tags = {"backend": keras.backend.backend(), "device": runtime.device_description()}
-    with tracker.start(cfg, tags):
-        tracker.log_params({**config_params(cfg), **counts, **class_weight_params(class_weights, data.class_names)})
+    validation.check_splits(data, splits)
+    tags = {"backend": keras.backend.backend(), "device": runtime.device_description(), **job.tags()}
+    with signals.interruptible(f"trainer.resume={run_dir}"), tracker.start(cfg, tags, run_id=job.run_id):
+        if not job.resumed:
+            tracker.log_params({**config_params(cfg), **counts, **class_weight_params(class_weights, data.class_names)})
+        job.record_run_id(tracker.run_id)
         augmenter = build_augmenter(cfg.augmentation, cfg.seed)
         train_ds = make_dataset(splits["train"], data.batch_size, training=True, augmenter=augmenter, seed=cfg.seed)
         eval_ds = {name: make_dataset(split, data.batch_size, training=False) for name, split in splits.items()}
 
         training.compile_model(model, cfg, class_weights)
+        checkpoint.restore(model, run_dir, job.progress)
+        tracker.log_missing_epochs(job.progress.history)
         result = training.fit(
             model,
             train_ds,
             eval_ds["val"],
             epochs=cfg.trainer.epochs,
             run_dir=run_dir,
-            callbacks=[*recipe_callbacks(cfg), *tracker.keras_callbacks()],
+            callbacks=[StopOnNonFiniteLoss(), *recipe_callbacks(cfg), *tracker.keras_callbacks()],
             restore_best=cfg.trainer.restore_best,
             verbose=cfg.trainer.verbose,
+            progress=job.progress,
         )
 
         metrics = {"train_seconds": result.train_seconds}
@@ -107,6 +120,9 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.error("%s", error)
         sys.exit(1)
+    except signals.Interrupted as stop:
+        log.error("%s", stop)
+        sys.exit(stop.exit_code)
     return metrics.get("val_miou")
 
 

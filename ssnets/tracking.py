@@ -19,9 +19,15 @@ from typing import Any
 
 import keras
 import mlflow
+import requests
 from omegaconf import DictConfig, OmegaConf
 
+from ssnets.errors import UserError
+
 log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 5
+MAX_TAG_CHARS = 5000
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -67,13 +73,16 @@ class NullTracker:
     run_id: str | None = None
 
     @contextlib.contextmanager
-    def start(self, cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[NullTracker]:
+    def start(self, cfg: DictConfig, tags: Mapping[str, str], run_id: str | None = None) -> Iterator[NullTracker]:
         yield self
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_missing_epochs(self, history: Mapping[str, list[float]]) -> None:
         pass
 
     def log_artifact(self, path: Path) -> None:
@@ -97,21 +106,44 @@ class MlflowTracker(NullTracker):
         self.should_log_model = log_model
 
     @contextlib.contextmanager
-    def start(self, cfg: DictConfig, tags: Mapping[str, str]) -> Iterator[MlflowTracker]:
-        """An active MLflow run; it ends FAILED if the body raises, FINISHED otherwise."""
+    def start(self, cfg: DictConfig, tags: Mapping[str, str], run_id: str | None = None) -> Iterator[MlflowTracker]:
+        """An active MLflow run (a new one, or `run_id` continued).
+
+        It ends FINISHED, FAILED when the body raises (the error in the `failure_reason` tag), or
+        KILLED on Ctrl-C/SIGTERM.
+        """
         if self.tracking_uri:
             mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(self.experiment_name)
-        with mlflow.start_run(run_name=self.run_name, tags={**tags, "git_commit": git_commit()}) as run:
+        run_name = None if run_id else self.run_name
+        with mlflow.start_run(run_id=run_id, run_name=run_name, tags={**tags, "git_commit": git_commit()}) as run:
             self.run_id = run.info.run_id
             log.info("MLflow run %s in %s", self.run_id, mlflow.get_tracking_uri())
-            yield self
+            try:
+                yield self
+            except KeyboardInterrupt as stop:
+                mlflow.set_tag("failure_reason", str(stop) or "KeyboardInterrupt")
+                mlflow.end_run("KILLED")
+                raise
+            # Only records why the run failed (mlflow.start_run marks it FAILED); the error goes on up.
+            except Exception as error:
+                mlflow.set_tag("failure_reason", f"{type(error).__name__}: {error}"[:MAX_TAG_CHARS])
+                raise
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params({key: "null" if value is None else value for key, value in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         mlflow.log_metrics(dict(metrics), step=step)
+
+    def log_missing_epochs(self, history: Mapping[str, list[float]]) -> None:
+        """Log the epochs of `history` (step = epoch) the run lacks, e.g. queued when a process was killed."""
+        client = mlflow.MlflowClient()
+        for name, values in history.items():
+            logged = {metric.step for metric in client.get_metric_history(self.run_id, name)}
+            for epoch, value in enumerate(values):
+                if epoch not in logged:
+                    mlflow.log_metric(name, value, step=epoch)
 
     def log_artifact(self, path: Path) -> None:
         mlflow.log_artifact(str(path))
@@ -138,9 +170,25 @@ class MlflowTracker(NullTracker):
         return f"run {self.run_id} in {mlflow.get_tracking_uri()} (experiment {self.experiment_name!r})"
 
 
+def check_reachable(tracking_uri: str) -> None:
+    """Fail in seconds when an HTTP tracking server does not answer (MLflow's own retries take minutes)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS).raise_for_status()
+    except requests.RequestException as error:
+        reason = type(error).__name__ if isinstance(error, requests.ConnectionError) else error
+        raise UserError(
+            f"MLflow tracking server {tracking_uri} cannot be reached ({reason}); start it, correct "
+            "logger.tracking_uri, or train without tracking with logger=none."
+        ) from error
+
+
 def build_tracker(logger_cfg: DictConfig) -> NullTracker:
+    """The configured tracker; a tracking server must answer before any work starts."""
     if logger_cfg.name == "none":
         return NullTracker()
+    check_reachable(logger_cfg.tracking_uri or mlflow.get_tracking_uri())
     return MlflowTracker(
         logger_cfg.tracking_uri, logger_cfg.experiment_name, logger_cfg.run_name, logger_cfg.log_model
     )
