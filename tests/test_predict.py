@@ -1,4 +1,7 @@
-"""`python -m ssnets.predict` end to end: a run trained a few steps segments new images of mixed sizes."""
+"""`python -m ssnets.predict` end to end: a run trained a few steps segments new images of mixed sizes.
+
+The tests marked slow share one training run and one prediction (about 2.5 min on 2 cores).
+"""
 
 from __future__ import annotations
 
@@ -83,6 +86,7 @@ def names(new_images: Path) -> list[str]:
     return sorted(path.stem for path in (new_images / "img").iterdir())
 
 
+@pytest.mark.slow
 def test_every_image_gets_a_mask_and_an_overlay_at_its_own_size(prediction, new_images):
     for name in names(new_images):
         height, width = skio.imread(new_images / "img" / f"{name}.png").shape[:2]
@@ -92,6 +96,7 @@ def test_every_image_gets_a_mask_and_an_overlay_at_its_own_size(prediction, new_
         assert skio.imread(prediction.output / "overlay" / f"{name}.png").shape == (height, width, 3)
 
 
+@pytest.mark.slow
 def test_probabilities_are_class_maps_whose_argmax_is_the_mask(prediction, new_images):
     for name in names(new_images):
         probabilities = np.load(prediction.output / "probabilities" / f"{name}.npy")
@@ -101,6 +106,7 @@ def test_probabilities_are_class_maps_whose_argmax_is_the_mask(prediction, new_i
         np.testing.assert_array_equal(np.argmax(probabilities, axis=-1), mask)
 
 
+@pytest.mark.slow
 def test_evaluation_equals_the_metrics_module_on_the_written_masks(prediction, new_images):
     total = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     for name in names(new_images):
@@ -113,6 +119,7 @@ def test_evaluation_equals_the_metrics_module_on_the_written_masks(prediction, n
     assert f"mIoU {expected['miou']:.4f}, E1 {100 * expected['e1']:.2f}%" in prediction.log
 
 
+@pytest.mark.slow
 def test_image_at_the_model_size_gets_the_saved_models_own_prediction(prediction, trained, new_images):
     """Preprocessing comes from the model: predict's mask is argmax of best.keras on the raw pixels."""
     model = load_model(str(trained.run_dir))
@@ -121,6 +128,7 @@ def test_image_at_the_model_size_gets_the_saved_models_own_prediction(prediction
     np.testing.assert_array_equal(skio.imread(prediction.output / "mask" / "eye0.png"), expected)
 
 
+@pytest.mark.slow
 def test_one_file_from_a_keras_path_writes_no_metrics(trained, new_images, tmp_path):
     cfg = compose_config(
         [f"run={trained.run_dir / 'best.keras'}", f"input={new_images / 'img' / 'eye1.png'}", f"output={tmp_path}"],
