@@ -17,16 +17,24 @@ from ssnets.models.layers import MIN_INPUT_MULTIPLE
 __all__ = ["MIN_INPUT_MULTIPLE", "build_model"]
 
 
-def build_model(model_cfg: DictConfig, input_shape: tuple[int, int, int], num_classes: int, l2: float) -> keras.Model:
+def build_model(
+    model_cfg: DictConfig,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    l2: float,
+    bn_momentum: float | None = None,
+) -> keras.Model:
     """Build the model a ``conf/model/*.yaml`` config describes.
 
     Raises the builder's own errors (not Hydra's wrapper): ValueError when
     height or width is not a multiple of ``MIN_INPUT_MULTIPLE`` (32) or the
     image has neither 1 nor 3 channels, FileNotFoundError for a missing
     weights file, RuntimeError when ImageNet weights cannot be downloaded.
+    ``bn_momentum`` (when given) replaces the momentum of every batch norm
+    layer, the encoders' included.
     """
     try:
-        return hydra.utils.instantiate(
+        model = hydra.utils.instantiate(
             model_cfg, input_shape=tuple(input_shape), num_classes=int(num_classes), l2=float(l2), _convert_="all"
         )
     except InstantiationException as error:
@@ -34,3 +42,20 @@ def build_model(model_cfg: DictConfig, input_shape: tuple[int, int, int], num_cl
         if error.__cause__ is None:
             raise
         raise error.__cause__ from None
+    if bn_momentum is not None:
+        set_batch_norm_momentum(model, bn_momentum)
+    return model
+
+
+def set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:
+    """Set the moving-statistics momentum of every BatchNormalization layer, nested models included.
+
+    keras.applications encoders use 0.99-0.999, tuned for long ImageNet
+    schedules; trained from scratch for a few hundred steps, their moving
+    statistics lag the weights so far that inference predicts one class.
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            set_batch_norm_momentum(layer, momentum)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
