@@ -34,7 +34,9 @@ def constant_schedule(base_lr: float) -> keras.callbacks.LearningRateScheduler:
     return keras.callbacks.LearningRateScheduler(lambda epoch: float(base_lr))
 
 
-def cosine_schedule(base_lr: float, epochs: int, warmup_epochs: int, min_lr: float) -> keras.callbacks.LearningRateScheduler:
+def cosine_schedule(
+    base_lr: float, epochs: int, warmup_epochs: int, min_lr: float
+) -> keras.callbacks.LearningRateScheduler:
     """scheduler=cosine: see cosine_learning_rate."""
     return keras.callbacks.LearningRateScheduler(
         lambda epoch: cosine_learning_rate(epoch, base_lr, epochs, warmup_epochs, min_lr)

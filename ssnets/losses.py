@@ -5,11 +5,9 @@ is written in `keras.ops` (any backend), skips pixels labelled `ignore_index`
 and weighs class c by `class_weights[c]`. Each reduces a whole batch to one
 number, so pixels, not images, are what is averaged.
 
-`ce` without class weights is Keras' own SparseCategoricalCrossentropy, so a
-default run's best.keras loads with a bare `keras.models.load_model`; the
-other losses are registered Keras objects: a model compiled with one loads
-without custom_objects once `ssnets.losses` is imported (or anywhere with
-`compile=False`).
+The losses are registered Keras objects, so a model compiled with one loads
+without custom_objects once `ssnets.losses` is imported (as its layers need
+`ssnets.models`), or anywhere with `compile=False`.
 """
 
 from __future__ import annotations
@@ -37,7 +35,9 @@ def resolve_class_weights(loss_cfg: DictConfig, data_cfg: DictConfig, train_mask
     if weights == "auto":
         return inverse_frequency_weights(train_masks, data_cfg.num_classes, data_cfg.ignore_index, data_cfg.class_names)
     if not isinstance(weights, ListConfig):
-        raise UserError(f"loss.class_weights={weights} is neither a list nor auto; give one weight per class, e.g. [1,5].")
+        raise UserError(
+            f"loss.class_weights={weights} is neither a list nor auto; give one weight per class, e.g. [1,5]."
+        )
     if len(weights) != data_cfg.num_classes:
         raise UserError(
             f"loss.class_weights has {len(weights)} values but data.num_classes is {data_cfg.num_classes}; "
@@ -74,15 +74,8 @@ def build_loss(loss_cfg: DictConfig, ignore_index: int | None, class_weights: li
     return instantiate(loss_cfg, ignore_index=ignore_index, class_weights=class_weights, _convert_="all")
 
 
-def cross_entropy(ignore_index: int | None = None, class_weights: Sequence[float] | None = None) -> keras.losses.Loss:
-    """loss=ce: Keras' own loss when unweighted (see the module docstring), CrossEntropy otherwise."""
-    if class_weights is None:
-        return keras.losses.SparseCategoricalCrossentropy(ignore_class=ignore_index)
-    return CrossEntropy(ignore_index=ignore_index, class_weights=class_weights)
-
-
 class SegmentationLoss(keras.losses.Loss):
-    """Flattens a batch to (pixels, classes) one-hot targets with ignored pixels zeroed, then calls `segmentation_loss`."""
+    """Flattens a batch to one-hot targets (pixels, classes), ignored pixels all 0, for `segmentation_loss`."""
 
     def __init__(
         self, ignore_index: int | None = None, class_weights: Sequence[float] | None = None, name: str | None = None
@@ -135,7 +128,7 @@ def soft_dice_term(targets, probabilities, valid, weights, smooth):
 
 @keras.saving.register_keras_serializable(package="ssnets")
 class CrossEntropy(SegmentationLoss):
-    """-log p(true class), averaged over pixels weighted by their class weight (as torch's weighted CrossEntropyLoss)."""
+    """-log p(true class), averaged over pixels weighted by their class weight (as torch's CrossEntropyLoss)."""
 
     def __init__(self, ignore_index=None, class_weights=None, name="cross_entropy"):
         super().__init__(ignore_index, class_weights, name)
@@ -192,7 +185,8 @@ class CrossEntropyDiceLoss(SegmentationLoss):
         )
 
     def get_config(self):
-        return {**super().get_config(), "ce_weight": self.ce_weight, "dice_weight": self.dice_weight, "smooth": self.smooth}
+        weights = {"ce_weight": self.ce_weight, "dice_weight": self.dice_weight}
+        return {**super().get_config(), **weights, "smooth": self.smooth}
 
 
 @keras.saving.register_keras_serializable(package="ssnets")

@@ -3,14 +3,17 @@
 `miou` is the mean over classes of intersection-over-union, taken over the
 classes that occur in the ground truth or the prediction (as Keras' MeanIoU
 does); `mean_dice` is the same mean of per-class Dice (F1) = 2|A&B| / (|A| + |B|);
-`e1` is the NICE-I error, the fraction of misclassified pixels.
+`e1` is the NICE-I error, the fraction of misclassified pixels. `MeanDice`
+is mean_dice as a Keras metric, so it is reported every epoch like Keras' MeanIoU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
 import numpy as np
+from keras import ops
 
 
 def confusion_matrix(
@@ -56,3 +59,15 @@ def segmentation_metrics(cm: np.ndarray, class_names: Sequence[str]) -> dict[str
     metrics["pixel_accuracy"] = pixel_accuracy
     metrics["e1"] = 1.0 - pixel_accuracy
     return metrics
+
+
+@keras.saving.register_keras_serializable(package="ssnets")
+class MeanDice(keras.metrics.MeanIoU):
+    """mean_dice from the confusion matrix MeanIoU accumulates (same classes, same ignore_class)."""
+
+    def result(self):
+        cm = ops.cast(self.total_cm, "float32")
+        sizes = ops.sum(cm, axis=0) + ops.sum(cm, axis=1)
+        present = ops.cast(sizes > 0, "float32")
+        dice = 2.0 * ops.diagonal(cm) / ops.maximum(sizes, 1.0)
+        return ops.sum(dice * present) / ops.maximum(ops.sum(present), 1.0)

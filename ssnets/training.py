@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssnets.checkpoint import BEST_MODEL, EpochCheckpoint, Progress
 from ssnets.losses import build_loss
-from ssnets.metrics import confusion_matrix, segmentation_metrics
+from ssnets.metrics import MeanDice, confusion_matrix, segmentation_metrics
 
 
 def build_optimizer(optimizer_cfg: DictConfig) -> keras.optimizers.Optimizer:
@@ -33,7 +33,8 @@ def compile_model(model: keras.Model, cfg: DictConfig, class_weights: list[float
         metrics=[
             keras.metrics.MeanIoU(
                 num_classes=data.num_classes, name="miou", sparse_y_pred=False, ignore_class=data.ignore_index
-            )
+            ),
+            MeanDice(num_classes=data.num_classes, name="mean_dice", sparse_y_pred=False, ignore_class=data.ignore_index),
         ],
         jit_compile=cfg.trainer.jit_compile,
     )

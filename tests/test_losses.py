@@ -144,14 +144,6 @@ def test_each_loss_config_builds_its_loss(name, expected):
     assert type(loss) is expected and loss.ignore_index == 255 and loss.class_weights == [1.0, 2.0]
 
 
-def test_unweighted_ce_is_keras_own_loss():
-    """A default run compiles only Keras objects, so its best.keras loads without importing ssnets."""
-    cfg = compose_config(["data.ignore_index=255"])
-    loss = build_loss(cfg.loss, cfg.data.ignore_index, resolve_class_weights(cfg.loss, cfg.data, np.zeros((1, 2, 2))))
-    assert type(loss) is keras.losses.SparseCategoricalCrossentropy
-    assert loss.ignore_class == 255
-
-
 def test_auto_class_weights_are_inverse_frequencies():
     # 7 pixels count: 4 background, 3 iris -> 7 / (2 * 4) and 7 / (2 * 3)
     masks = np.array([[[0, 0], [0, 1]], [[0, 255], [1, 1]]], np.uint8)

@@ -62,3 +62,37 @@ def test_matches_keras_mean_iou():
     keras_miou.update_state(truth, pred)
     ours = segmentation_metrics(confusion_matrix(truth, pred, 3), ["a", "b", "c"])["miou"]
     assert ours == pytest.approx(float(keras_miou.result()), abs=1e-6)
+
+
+def test_dice_by_hand():
+    m = segmentation_metrics(confusion_matrix(TRUTH, PRED, 2), ["background", "iris"])
+    # Dice = 2 TP / (|truth| + |prediction|): background 2*3 / (5 + 4), iris 2*2 / (3 + 4)
+    assert m["dice_background"] == pytest.approx(6 / 9)
+    assert m["dice_iris"] == pytest.approx(4 / 7)
+    assert m["mean_dice"] == pytest.approx((6 / 9 + 4 / 7) / 2)
+    # Dice = 2 IoU / (1 + IoU) per class
+    assert m["dice_iris"] == pytest.approx(2 * m["iou_iris"] / (1 + m["iou_iris"]))
+
+
+def test_dice_of_a_class_absent_everywhere_is_nan_and_left_out():
+    truth = np.array([0, 0, 1, 1])
+    pred = np.array([0, 0, 1, 0])
+    m = segmentation_metrics(confusion_matrix(truth, pred, 3), ["a", "b", "c"])
+    assert math.isnan(m["dice_c"])
+    # Dice a = 2*2 / (2 + 3), Dice b = 2*1 / (2 + 1)
+    assert m["mean_dice"] == pytest.approx((4 / 5 + 2 / 3) / 2)
+
+
+def test_keras_mean_dice_matches_the_confusion_matrix_one():
+    from ssnets.metrics import MeanDice
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, size=(4, 8, 8))
+    truth[0, 0] = 255
+    probabilities = rng.random(size=(4, 8, 8, 3)).astype(np.float32)
+    metric = MeanDice(num_classes=3, sparse_y_pred=False, ignore_class=255)
+    metric.update_state(truth, probabilities)
+    expected = segmentation_metrics(
+        confusion_matrix(truth, probabilities.argmax(-1), 3, ignore_index=255), ["a", "b", "c"]
+    )["mean_dice"]
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)

@@ -8,20 +8,28 @@ so real and synthetic data share one code path after loading; with
 
 from __future__ import annotations
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ssnets.data.folder import MaskSpec, Split
 from ssnets.data.splitting import hold_out_validation
+from ssnets.errors import UserError
 
 
 def load_splits(data_cfg: DictConfig, val_fraction: float | None = None, seed: int = 0) -> dict[str, Split]:
     """The data's splits; with `val_fraction`, val is held out of train by `seed` (the data must have no val)."""
-    splits = instantiate(
-        data_cfg.loader,
-        image_size=data_cfg.image_size,
-        channels=data_cfg.channels,
-        mask_spec=MaskSpec(data_cfg.num_classes, data_cfg.ignore_index),
-        require_val=val_fraction is None,
-    )
+    try:
+        splits = instantiate(
+            data_cfg.loader,
+            image_size=data_cfg.image_size,
+            channels=data_cfg.channels,
+            mask_spec=MaskSpec(data_cfg.num_classes, data_cfg.ignore_index),
+            require_val=val_fraction is None,
+        )
+    except InstantiationException as error:
+        # Hydra wraps whatever the loader raised; a UserError's one sentence is what the user must see.
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
     return splits if val_fraction is None else hold_out_validation(splits, val_fraction, seed)

@@ -23,7 +23,8 @@ def hold_out_validation(splits: dict[str, Split], fraction: float, seed: int) ->
             "training image; choose a fraction between 0 and 1 that leaves at least one of each."
         )
     order = np.random.default_rng(seed).permutation(len(train))
-    return {**splits, "train": subset(train, np.sort(order[held_out:])), "val": subset(train, np.sort(order[:held_out]))}
+    kept, moved = np.sort(order[held_out:]), np.sort(order[:held_out])
+    return {**splits, "train": subset(train, kept), "val": subset(train, moved)}
 
 
 def subset(split: Split, indices: np.ndarray) -> Split:
