@@ -10,17 +10,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from ssnets.data.folder import Split
 from ssnets.errors import UserError
+from ssnets.tracking import flatten
 
 POSITIVE_INTEGERS = ("data.image_size", "data.batch_size", "data.num_classes", "trainer.epochs")
 POSITIVE_NUMBERS = ("optimizer.lr",)
 
 
 def check_config(cfg: DictConfig) -> None:
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    # Unresolved, because resolving an interpolation of a missing value raises before it can be named.
+    missing = sorted(key for key, value in flatten(OmegaConf.to_container(cfg)).items() if value == MISSING)
     if missing:
         raise UserError(f"{missing[0]} has no value; set it on the command line, e.g. {missing[0]}=...")
     for key in POSITIVE_INTEGERS:

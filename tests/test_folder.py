@@ -131,3 +131,10 @@ def test_unreadable_file(tmp_path):
     root = make_dataset(tmp_path)
     (root / "train" / "img" / "s0.png").write_bytes(b"not a png")
     assert "s0.png" in expect_error(root, "Cannot read")
+
+
+def test_two_files_with_one_base_name(tmp_path):
+    root = make_dataset(tmp_path)
+    skio.imsave(root / "train" / "img" / "s0.jpg", np.zeros((40, 30, 3), np.uint8), check_contrast=False)
+    message = expect_error(root, "share a base name")
+    assert "s0.jpg" in message and "s0.png" in message

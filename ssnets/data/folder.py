@@ -97,8 +97,14 @@ def pair_files(split_dir: Path) -> list[tuple[Path, Path]]:
         folder = split_dir / kind
         if not folder.is_dir():
             raise UserError(f"{folder} is missing; each split folder needs img/ and mask/ subfolders.")
-        files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-        found[kind] = {p.stem: p for p in files}
+        found[kind] = {}
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            if path.stem in found[kind]:
+                raise UserError(
+                    f"{found[kind][path.stem]} and {path} share a base name, so it is unclear which one pairs; "
+                    "keep one of them."
+                )
+            found[kind][path.stem] = path
     images, masks = found["img"], found["mask"]
     if not images:
         raise UserError(f"{split_dir / 'img'} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
@@ -128,7 +134,9 @@ def read_file(path: Path) -> np.ndarray:
     try:
         return skio.imread(path)
     except (OSError, ValueError, SyntaxError) as error:
-        raise UserError(f"Cannot read {path} ({error}); replace or remove the file.") from error
+        # The imaging libraries' own messages run to several lines and repeat the path.
+        reason = getattr(error, "strerror", None) or "not a readable image: corrupt, truncated or of an unknown format"
+        raise UserError(f"Cannot read {path} ({reason}); replace or remove the file.") from error
 
 
 def to_uint8_channels(image: np.ndarray, channels: int, path: Path) -> np.ndarray:
