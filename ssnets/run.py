@@ -39,7 +39,7 @@ def parameter_counts(model: keras.Model) -> dict[str, int]:
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """One run; returns the final metrics (val_*, test_*)."""
     validation.check_config(cfg)
-    runtime.configure(cfg.seed, cfg.trainer.precision)
+    runtime.configure(cfg.seed, cfg.trainer.precision, cfg.trainer.compilation_cache_dir)
     data = cfg.data
     input_shape = (data.image_size, data.image_size, data.channels)
     with validation.builder_errors_as_user_errors():

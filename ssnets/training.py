@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssnets.checkpoint import BEST_MODEL, EpochCheckpoint, Progress
+from ssnets.compile_time import CompileTimer
 from ssnets.losses import build_loss
 from ssnets.metrics import MeanDice, confusion_matrix, segmentation_metrics
 
@@ -63,7 +64,7 @@ def fit(
 
     The best epoch by val mIoU is kept in run_dir/best.keras; with
     `restore_best` the model ends with its weights, which is what the final
-    evaluation then measures.
+    evaluation then measures. The first epoch's logs get `compile_seconds`.
     """
     progress = progress or Progress()
     start = time.perf_counter()
@@ -72,8 +73,9 @@ def fit(
         validation_data=val,
         epochs=epochs,
         initial_epoch=progress.epoch,
-        # The checkpoint commits an epoch before the trackers log it, so a resumed run never logs an epoch twice.
-        callbacks=[EpochCheckpoint(run_dir, progress), *callbacks],
+        # The checkpoint commits an epoch before the trackers log it, so a resumed run never logs an epoch twice;
+        # compile_seconds joins the first epoch's logs after the checkpoint (not part of the resumable history).
+        callbacks=[EpochCheckpoint(run_dir, progress), CompileTimer(), *callbacks],
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
