@@ -33,5 +33,5 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise TrainingDiverged(
                 f"Loss became {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}; lower optimizer.lr "
-                "(the last good checkpoint is kept)."
+                "(checkpoints of earlier epochs are kept)."
             )

@@ -58,16 +58,16 @@ def test_sigterm_ends_the_run_killed_keeps_the_checkpoint_and_resumes_by_run_id(
 def test_nan_loss_stops_at_once_and_fails_the_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_cli(
-        [*TINY, "trainer.epochs=3", "optimizer.lr=1e30", f"logger.tracking_uri={uri}", "logger.experiment_name=nan",
+        [*TINY, "trainer.epochs=3", "optimizer.lr=1e30", f"logger.tracking_uri={uri}", "logger.experiment_name=diverged",
          f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=tmp_path,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]
-    assert "Traceback" not in output
+    assert "Traceback" not in output, output[-3000:]
     message = [line for line in output.splitlines() if "Loss became" in line]
     assert len(message) == 1 and "at epoch 1, step" in message[0] and "lower optimizer.lr" in message[0]
-    client, run = only_run(uri, "nan")
+    client, run = only_run(uri, "diverged")
     assert run.info.status == "FAILED"
     assert run.data.tags["failure_reason"].startswith("TrainingDiverged: Loss became")
     assert read_progress(tmp_path / "run").epoch == 0
