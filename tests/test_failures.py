@@ -26,6 +26,7 @@ def only_run(uri: str, experiment: str):
     return client, runs[0]
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_killed_keeps_the_checkpoint_and_resumes_by_run_id(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_dir = tmp_path / "run"
@@ -55,6 +56,7 @@ def test_sigterm_ends_the_run_killed_keeps_the_checkpoint_and_resumes_by_run_id(
     assert metric_steps(client, run.info.run_id, "loss") == [0, 1]
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_at_once_and_fails_the_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_cli(
@@ -153,6 +155,7 @@ def write_one_run(uri: str, index: int) -> None:
             tracker.log_metrics({"loss": 1.0 / (epoch + 1)}, step=epoch)
 
 
+@pytest.mark.slow
 def test_four_parallel_writers_into_one_fresh_sqlite_store_lose_no_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     context = multiprocessing.get_context("spawn")

@@ -44,6 +44,7 @@ def metric_steps(client: MlflowClient, run_id: str, name: str) -> list[int]:
     return [metric.step for metric in client.get_metric_history(run_id, name)]
 
 
+@pytest.mark.slow
 def test_run_killed_in_epoch_2_resumes_into_one_run_with_every_epoch_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_dir = tmp_path / "run"
