@@ -16,7 +16,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from ssnets import checkpoint, resume, runtime, signals, training, validation
+from ssnets import checkpoint, resume, runtime, signals, sweep, training, validation
 from ssnets.callbacks import recipe_callbacks
 from ssnets.data import load_splits
 from ssnets.data.augment import build_augmenter
@@ -54,13 +54,18 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     if job.finished_run is not None:
         return job.finished_run.data.metrics
     run_dir = job.run_dir
-    splits = load_splits(data, cfg.trainer.val_fraction, cfg.seed)
-    class_weights = resolve_class_weights(cfg.loss, data, splits["train"].masks)
-    validation.check_splits(data, splits)
-    tags = {"backend": keras.backend.backend(), "device": runtime.device_description(), **job.tags()}
+    tags = {"backend": keras.backend.backend(), "device": runtime.device_description()}
+    tags.update({**job.tags(), **sweep.job_tags()})
     with signals.interruptible(f"trainer.resume={run_dir}"), tracker.start(cfg, tags, run_id=job.run_id):
+        # Data problems of one sweep job end its run FAILED, with the config logged.
         if not job.resumed:
-            tracker.log_params({**config_params(cfg), **counts, **class_weight_params(class_weights, data.class_names)})
+            tracker.log_params({**config_params(cfg), **counts})
+        splits = load_splits(data, cfg.trainer.val_fraction, cfg.seed)
+        class_weights = resolve_class_weights(cfg.loss, data, splits["train"].masks)
+        validation.check_splits(data, splits)
+        if not job.resumed:
+            tracker.log_params(class_weight_params(class_weights, data.class_names))
+        # Recorded only now: from here on job.resumed is true.
         job.record_run_id(tracker.run_id)
         augmenter = build_augmenter(cfg.augmentation, cfg.seed)
         train_ds = make_dataset(splits["train"], data.batch_size, training=True, augmenter=augmenter, seed=cfg.seed)
@@ -69,6 +74,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         training.compile_model(model, cfg, class_weights)
         checkpoint.restore(model, run_dir, job.progress)
         tracker.log_missing_epochs(job.progress.history)
+        first_epoch = job.progress.epoch
         result = training.fit(
             model,
             train_ds,
@@ -81,7 +87,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             progress=job.progress,
         )
 
-        metrics = {"train_seconds": result.train_seconds}
+        epochs_trained = job.progress.epoch - first_epoch
+        metrics = {
+            "train_seconds": result.train_seconds,
+            # Fit time includes each epoch's validation pass.
+            "train_images_per_second": len(splits["train"]) * epochs_trained / result.train_seconds,
+        }
         if result.best_epoch is not None:
             metrics["best_epoch"] = result.best_epoch
         for name in ("val", "test"):
@@ -112,13 +123,15 @@ def write_preview(model: keras.Model, split, count: int, run_dir: Path) -> Path:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns val mIoU so sweepers (e.g. Optuna) can optimise it."""
+    sweep.configure_job()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = train(cfg, run_dir)
     except UserError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
         log.error("%s", error)
+        # In a multirun, Hydra records the job as failed and runs the others.
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or sweep.is_multirun():
+            raise
         sys.exit(1)
     except signals.Interrupted as stop:
         log.error("%s", stop)

@@ -22,6 +22,7 @@ import mlflow
 import requests
 from omegaconf import DictConfig, OmegaConf
 
+from ssnets import store
 from ssnets.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -114,27 +115,37 @@ class MlflowTracker(NullTracker):
         """
         if self.tracking_uri:
             mlflow.set_tracking_uri(self.tracking_uri)
+        store.prepare(mlflow.get_tracking_uri(), self.experiment_name)
         mlflow.set_experiment(self.experiment_name)
         run_name = None if run_id else self.run_name
-        with mlflow.start_run(run_id=run_id, run_name=run_name, tags={**tags, "git_commit": git_commit()}) as run:
-            self.run_id = run.info.run_id
-            log.info("MLflow run %s in %s", self.run_id, mlflow.get_tracking_uri())
-            try:
-                yield self
-            except KeyboardInterrupt as stop:
-                mlflow.set_tag("failure_reason", str(stop) or "KeyboardInterrupt")
-                mlflow.end_run("KILLED")
-                raise
-            # Only records why the run failed (mlflow.start_run marks it FAILED); the error goes on up.
-            except Exception as error:
-                mlflow.set_tag("failure_reason", f"{type(error).__name__}: {error}"[:MAX_TAG_CHARS])
-                raise
+        run = store.retry_when_locked(
+            mlflow.start_run, run_id=run_id, run_name=run_name, tags={**tags, "git_commit": git_commit()}
+        )
+        self.run_id = run.info.run_id
+        log.info("MLflow run %s in %s", self.run_id, mlflow.get_tracking_uri())
+        status = "FAILED"
+        try:
+            yield self
+            status = "FINISHED"
+        except KeyboardInterrupt as stop:
+            status = "KILLED"
+            store.retry_when_locked(mlflow.set_tag, "failure_reason", str(stop) or "KeyboardInterrupt")
+            raise
+        # Only records why the run failed; the error goes on up.
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"[:MAX_TAG_CHARS]
+            store.retry_when_locked(mlflow.set_tag, "failure_reason", reason)
+            raise
+        finally:
+            store.retry_when_locked(mlflow.end_run, status)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        mlflow.log_params({key: "null" if value is None else value for key, value in params.items()})
+        store.retry_when_locked(
+            mlflow.log_params, {key: "null" if value is None else value for key, value in params.items()}
+        )
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        mlflow.log_metrics(dict(metrics), step=step)
+        store.retry_when_locked(mlflow.log_metrics, dict(metrics), step=step)
 
     def log_missing_epochs(self, history: Mapping[str, list[float]]) -> None:
         """Log the epochs of `history` (step = epoch) the run lacks, e.g. queued when a process was killed."""

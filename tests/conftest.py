@@ -31,12 +31,13 @@ TINY = [
 ]
 
 
-def compose_config(overrides: list[str], config_name: str = "config"):
-    """The config exactly as `python -m ssnets.run OVERRIDES` composes it (or ssnets.predict/export: config_name)."""
+def compose_config(overrides: list[str], config_name: str = "config", return_hydra_config: bool = False):
+    """The config exactly as `python -m ssnets.run OVERRIDES` composes it (or ssnets.predict/export: config_name);
+    with `return_hydra_config`, Hydra's own node (launcher, sweeper, job) too."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
 
 
 @pytest.fixture
