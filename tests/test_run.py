@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, compose_config, run_cli
+from ssnets.artifacts import load_model
 from ssnets.data import load_splits
 from ssnets.data.pipeline import make_dataset
 from ssnets.metrics import confusion_matrix, segmentation_metrics
@@ -71,7 +72,7 @@ def test_final_metrics_are_those_of_the_saved_best_model(cli_run):
     work, _, runs, _ = cli_run
     cfg = compose_config(TINY)
     val = load_splits(cfg.data)["val"]
-    model = keras.models.load_model(work / "run" / "best.keras")
+    model = load_model(str(work / "run" / "best.keras"))
     truths, predictions = predict_labels(model, make_dataset(val, 8, training=False))
     expected = segmentation_metrics(confusion_matrix(truths, predictions, 2), ["background", "iris"])
     assert runs[0].data.metrics["val_miou"] == pytest.approx(expected["miou"], abs=1e-6)
