@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from keras import ops
 from omegaconf import DictConfig, ListConfig
 
+from ssnets.distribute import share_of_replica
 from ssnets.errors import UserError
 
 # Probabilities are clipped to [EPSILON, 1 - EPSILON] before log() and (1 - p)**gamma, so values
@@ -96,7 +97,7 @@ class SegmentationLoss(keras.losses.Loss):
             labels = ops.where(is_valid, labels, 0)
         targets = ops.one_hot(labels, num_classes, dtype="float32") * valid[:, None]
         weights = ops.ones((num_classes,)) if self.class_weights is None else ops.convert_to_tensor(self.class_weights)
-        return self.segmentation_loss(targets, probabilities, valid, weights)
+        return share_of_replica(self.segmentation_loss(targets, probabilities, valid, weights))
 
     def segmentation_loss(self, targets, probabilities, valid, weights):
         """targets (N,K) one-hot, 0 on ignored pixels; probabilities (N,K); valid (N,); weights (K,)."""

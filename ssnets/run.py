@@ -16,7 +16,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from ssnets import checkpoint, resume, runtime, signals, sweep, training, validation
+from ssnets import checkpoint, distribute, resume, runtime, signals, sweep, training, validation
 from ssnets.callbacks import recipe_callbacks
 from ssnets.data import load_splits
 from ssnets.data.augment import build_augmenter
@@ -25,7 +25,7 @@ from ssnets.divergence import StopOnNonFiniteLoss
 from ssnets.errors import UserError
 from ssnets.losses import class_weight_params, resolve_class_weights
 from ssnets.models import build_model
-from ssnets.tracking import build_tracker, config_params
+from ssnets.tracking import NullTracker, build_tracker, config_params
 from ssnets.visualize import prediction_grid, save_png
 
 log = logging.getLogger("ssnets.run")
@@ -39,18 +39,21 @@ def parameter_counts(model: keras.Model) -> dict[str, int]:
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """One run; returns the final metrics (val_*, test_*)."""
     validation.check_config(cfg)
+    placement = distribute.placement(cfg.trainer.strategy, cfg.data.batch_size)
     runtime.configure(cfg.seed, cfg.trainer.precision, cfg.trainer.compilation_cache_dir)
     data = cfg.data
     input_shape = (data.image_size, data.image_size, data.channels)
-    with validation.builder_errors_as_user_errors():
-        model = build_model(cfg.model, input_shape, data.num_classes, cfg.trainer.l2)
+    with validation.builder_errors_as_user_errors(), placement.scope():
+        model = build_model(cfg.model, input_shape, data.num_classes, cfg.trainer.l2, cfg.trainer.bn_momentum)
+    placement.prepare_model(model)
     counts = parameter_counts(model)
     log.info("%s (conv_type=%s): %s parameters", cfg.model.name, cfg.model.conv_type, f"{counts['total_params']:,}")
     if cfg.trainer.dry_run:
         return {}
 
-    tracker = build_tracker(cfg.logger)
-    job = resume.resolve(cfg, run_dir, tracker)
+    # Hosts 2..N of a multi-host run train in step with the chief but record nothing of their own.
+    tracker = build_tracker(cfg.logger) if placement.is_chief else NullTracker()
+    job = resume.resolve(cfg, placement.process_run_dir(run_dir), tracker)
     if job.finished_run is not None:
         return job.finished_run.data.metrics
     run_dir = job.run_dir
@@ -71,7 +74,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         train_ds = make_dataset(splits["train"], data.batch_size, training=True, augmenter=augmenter, seed=cfg.seed)
         eval_ds = {name: make_dataset(split, data.batch_size, training=False) for name, split in splits.items()}
 
-        training.compile_model(model, cfg, class_weights)
+        with placement.scope():
+            training.compile_model(model, cfg, class_weights)
         checkpoint.restore(model, run_dir, job.progress)
         tracker.log_missing_epochs(job.progress.history)
         first_epoch = job.progress.epoch
@@ -87,6 +91,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             progress=job.progress,
         )
 
+        model = placement.host_model(model)
         epochs_trained = job.progress.epoch - first_epoch
         metrics = {
             "train_seconds": result.train_seconds,
