@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from ssnets import memory, runtime, training
 from ssnets.data import load_splits
 from ssnets.data.augment import build_augmenter
+from ssnets.data.folder import Split
 from ssnets.errors import exit_on_user_error
 from ssnets.models import build_model
 from ssnets.run import parameter_counts
@@ -106,7 +107,7 @@ def model_configs(cfg: DictConfig) -> list[DictConfig]:
     return [hydra.compose(config_name=config_name, overrides=[*overrides, f"model={name}"]) for name in cfg.bench.models]
 
 
-def shared_figures(cfg: DictConfig, windows: Windows):
+def shared_figures(cfg: DictConfig, windows: Windows) -> tuple[Split, dict[str, float | None]]:
     """The training split the models are fed, and the pipeline's and generator's images/s (model-independent)."""
     split = load_splits(cfg.data)["train"]
     augmenter = build_augmenter(cfg.augmentation, cfg.seed)
@@ -119,7 +120,7 @@ def shared_figures(cfg: DictConfig, windows: Windows):
     return split, {"pipeline_images_per_second": pipeline, "generator_images_per_second": generator}
 
 
-def measure_model(cfg: DictConfig, split, windows: Windows) -> dict[str, Any]:
+def measure_model(cfg: DictConfig, split: Split, windows: Windows) -> dict[str, Any]:
     """Every per-model figure of one bench row."""
     keras.backend.clear_session()
     runtime.configure(cfg.seed, cfg.trainer.precision, cfg.trainer.compilation_cache_dir)
