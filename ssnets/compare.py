@@ -19,7 +19,7 @@ from typing import Any
 
 import mlflow
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -139,16 +139,19 @@ def plot(client: MlflowClient, runs: Sequence[Run], path: Path) -> Path:
     finished = [run for run in runs if "val_miou" in run.data.metrics and "total_params" in run.data.params]
     figure = Figure(figsize=(13, 5), layout="tight")
     scatter, curves = figure.subplots(1, 2)
+    last_epoch = 1
     for run, label in zip(finished, labels(finished)):
         x, y = int(run.data.params["total_params"]), run.data.metrics["val_miou"]
         scatter.scatter(x, y)
         scatter.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         epochs, values = val_miou_per_epoch(client, run)
         curves.plot(epochs, values, marker="o", label=label)
+        last_epoch = max([last_epoch, *epochs])
     scatter.set(xscale="log", xlabel="total parameters", ylabel="val mIoU", title="val mIoU against model size")
     scatter.margins(0.2)  # room for the labels
-    curves.set(xlabel="epoch", ylabel="val mIoU", title="val mIoU per epoch")
-    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
+    scatter.xaxis.set_minor_formatter(NullFormatter())
+    curves.set(xlabel="epoch", ylabel="val mIoU", title="val mIoU per epoch", xlim=(0.5, last_epoch + 0.5))
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if finished:
         curves.legend(fontsize=8)
     scatter.grid(alpha=0.3)

@@ -44,7 +44,8 @@ def log_known_run(client, experiment_id, sweep_id, model, conv_type, params, mio
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow roots the experiment's artifacts in the working directory
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("cmp")

@@ -124,8 +124,9 @@ def write_like_a_job(tracking_uri: str, job: int, start) -> str:
     return tracker.run_id
 
 
-def test_four_parallel_writers_into_a_fresh_store_lose_nothing(tmp_path):
+def test_four_parallel_writers_into_a_fresh_store_lose_nothing(tmp_path, monkeypatch):
     """Without store.prepare, 1 of 4 runs survived here (schema-migration race), 8 times in 8."""
+    monkeypatch.chdir(tmp_path)  # the writers' working directory, where MLflow puts artifacts
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(4) as pool:
         for round_ in range(3):
