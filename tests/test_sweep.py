@@ -45,6 +45,7 @@ def grid_sweep(tmp_path_factory):
     return sweep_dir, runs_of(f"sqlite:///{work / 'mlflow.db'}"), result
 
 
+@pytest.mark.slow
 def test_every_combination_is_one_finished_run(grid_sweep):
     _, runs, _ = grid_sweep
     assert len(runs) == 4
@@ -57,6 +58,7 @@ def test_every_combination_is_one_finished_run(grid_sweep):
         assert 0 <= run.data.metrics["val_miou"] <= 1
 
 
+@pytest.mark.slow
 def test_jobs_share_the_sweep_tag_and_directory(grid_sweep):
     sweep_dir, runs, _ = grid_sweep
     assert {run.data.tags[sweep.SWEEP_ID_TAG] for run in runs} == {str(sweep_dir)}
@@ -66,6 +68,7 @@ def test_jobs_share_the_sweep_tag_and_directory(grid_sweep):
         assert (sweep_dir / str(job) / "predictions.png").is_file()
 
 
+@pytest.mark.slow
 def test_parallel_jobs_share_the_cpu_threads(grid_sweep):
     sweep_dir, _, _ = grid_sweep
     threads = max(1, len(os.sched_getaffinity(0)) // 4)
@@ -74,6 +77,7 @@ def test_parallel_jobs_share_the_cpu_threads(grid_sweep):
         assert f"Job {job} uses {threads} CPU threads" in log
 
 
+@pytest.mark.slow
 def test_submitit_sweep_records_a_failing_job_and_finishes_the_other(tmp_path, tracking_uri):
     """The SLURM code path on one machine; job 0 asks for a batch larger than the training set."""
     sweep_dir = tmp_path / "sweep"
@@ -91,6 +95,7 @@ def test_submitit_sweep_records_a_failing_job_and_finishes_the_other(tmp_path, t
     assert list((sweep_dir / ".submitit").glob("*/*_log.out"))
 
 
+@pytest.mark.slow
 def test_optuna_search_maximises_the_returned_val_miou(tmp_path, tracking_uri):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(
@@ -204,6 +209,7 @@ def test_slurm_launcher_config():
     assert cfg.hydra.launcher.gpus_per_node == 1
 
 
+@pytest.mark.slow
 def test_job_log_names_the_sweep(grid_sweep):
     _, _, result = grid_sweep
     assert re.search(r"MLflow experiment 'ssnets' \(id \d+\) ready", job_output(result))
