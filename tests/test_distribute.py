@@ -21,6 +21,7 @@ SAME_RUN = [*TINY, "trainer.epochs=2", "model=mobilenet_unet", "model.alpha=0.35
 # the steps: 2.4e-4 (1.8e-4 relative) after 4 steps measured under TensorFlow. The bug this guards
 # against (the loss summed over replicas unscaled) gave 50%.
 LOSS_TOLERANCE = 1e-3
+MIOU_TOLERANCE = 5e-3
 
 
 def start_run(strategy: str, work, backend: str) -> subprocess.Popen:
@@ -48,8 +49,11 @@ def single_and_data_parallel(work, backend: str) -> dict[str, dict]:
 def assert_same_training(results: dict[str, dict]) -> None:
     single, parallel = results["single"], results["data_parallel"]
     assert "data_parallel over 2 devices" in parallel["log"] and "global batch 8, 4 per device" in parallel["log"]
-    for name in ("loss", "val_loss", "val_miou"):
+    for name in ("loss", "val_loss"):
         assert parallel["history"][name] == pytest.approx(single["history"][name], rel=LOSS_TOLERANCE), name
+    # mIoU counts argmax decisions: the same drift flips the few pixels near p=0.5 of an
+    # untrained model (measured: 1.3e-3 under TensorFlow), so it gets an absolute bound.
+    assert parallel["history"]["val_miou"] == pytest.approx(single["history"]["val_miou"], abs=MIOU_TOLERANCE)
     # The final evaluation runs on the host: one prediction per image, so the same confusion matrix.
     for name in ("val_miou", "val_e1", "test_miou"):
         assert parallel["run"].data.metrics[name] == pytest.approx(single["run"].data.metrics[name], abs=1e-3), name
