@@ -9,6 +9,7 @@ the end; artifacts are the resolved config, a preview PNG and the model.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 import subprocess
@@ -56,6 +57,12 @@ def git_commit() -> str:
         ["git", "-C", str(package_dir), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
     )
     return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def model_requirements() -> list[str]:
+    """Pinned pip requirements of a logged model: keras and the distribution of its backend (e.g. tensorflow-cpu)."""
+    backend_distributions = importlib.metadata.packages_distributions()[keras.backend.backend()]
+    return [f"{name}=={importlib.metadata.version(name)}" for name in ("keras", *backend_distributions)]
 
 
 def save_keras_model(path: str, **kwargs: Any) -> None:
@@ -171,6 +178,9 @@ class MlflowTracker(NullTracker):
                 model=model,
                 signature=signature,
                 input_example=input_example,
+                # Stated rather than inferred: MLflow's inference reloads the model in a
+                # subprocess (~30 s a run) and falls back to keras alone anyway.
+                pip_requirements=model_requirements(),
             )
 
     def keras_callbacks(self) -> list[keras.callbacks.Callback]:
