@@ -69,6 +69,10 @@ def save_keras_model(path: str, **kwargs: Any) -> None:
     # mlflow.keras.save_model writes the input example before it creates `path` (mlflow issue 16183).
     os.makedirs(path, exist_ok=True)
     mlflow.keras.save_model(path=path, **kwargs)
+    # Serving loads through ssnets.serving, which registers ssnets' Keras objects first.
+    mlflow_model = kwargs["mlflow_model"]
+    mlflow_model.flavors[mlflow.pyfunc.FLAVOR_NAME][mlflow.pyfunc.MAIN] = "ssnets.serving"
+    mlflow_model.save(os.path.join(path, mlflow.models.model.MLMODEL_FILE_NAME))
 
 
 # mlflow.keras for Model.log, with the directory fix above; the logged model is a plain keras-flavor model.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -132,3 +134,24 @@ def test_user_error_is_one_sentence_without_traceback(tmp_path):
     output = result.stdout + result.stderr
     assert "missing does not exist" in output
     assert "Traceback" not in output
+
+
+def test_logged_model_serves_from_a_fresh_process(cli_run):
+    """What `mlflow models serve` does: load the pyfunc flavor with nothing of ssnets imported beforehand."""
+    import json
+    import subprocess
+    import sys
+
+    work, _, runs, _ = cli_run
+    script = (
+        "import json, sys, numpy as np, mlflow\n"
+        f"model = mlflow.pyfunc.load_model('runs:/{runs[0].info.run_id}/model')\n"
+        "probabilities = np.asarray(model.predict(np.zeros((2, 64, 64, 3), np.float32)))\n"
+        "print(json.dumps({'shape': probabilities.shape, 'sum': float(probabilities.sum(-1).mean())}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["shape"] == [2, 64, 64, 2]
+    assert served["sum"] == pytest.approx(1.0, abs=1e-5)
