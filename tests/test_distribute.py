@@ -54,9 +54,11 @@ def assert_same_training(results: dict[str, dict]) -> None:
     # mIoU counts argmax decisions: the same drift flips the few pixels near p=0.5 of an
     # untrained model (measured: 1.3e-3 under TensorFlow), so it gets an absolute bound.
     assert parallel["history"]["val_miou"] == pytest.approx(single["history"]["val_miou"], abs=MIOU_TOLERANCE)
-    # The final evaluation runs on the host: one prediction per image, so the same confusion matrix.
+    # The final evaluation runs on the host, one prediction per image; its weights differ only by the
+    # drift above, so its argmax metrics get the same bound (measured: val_e1 differed by 1.0e-3).
     for name in ("val_miou", "val_e1", "test_miou"):
-        assert parallel["run"].data.metrics[name] == pytest.approx(single["run"].data.metrics[name], abs=1e-3), name
+        assert parallel["run"].data.metrics[name] == pytest.approx(single["run"].data.metrics[name],
+                                                                   abs=MIOU_TOLERANCE), name
     for strategy, result in results.items():
         print(f"{strategy}: loss {result['history']['loss']}, "
               f"{result['run'].data.metrics['train_images_per_second']:.2f} images/s (fit incl. validation)")
