@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, compose_config, run_cli
+from conftest import TINY, run_cli
 from ssnets.checkpoint import EpochCheckpoint, Progress, read_progress
 from ssnets.divergence import StopOnNonFiniteLoss, TrainingDiverged
 from ssnets.errors import UserError
