@@ -73,6 +73,7 @@ def fit(
         validation_data=val,
         epochs=epochs,
         initial_epoch=progress.epoch,
+        shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it ignores shuffle=True)
         # The checkpoint commits an epoch before the trackers log it, so a resumed run never logs an epoch twice;
         # compile_seconds joins the first epoch's logs after the checkpoint (not part of the resumable history).
         callbacks=[EpochCheckpoint(run_dir, progress), CompileTimer(), *callbacks],

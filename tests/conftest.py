@@ -40,6 +40,16 @@ def compose_config(overrides: list[str], config_name: str = "config", return_hyd
         return compose(config_name=config_name, overrides=overrides, return_hydra_config=return_hydra_config)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _outside_the_checkout(tmp_path_factory):
+    """Work in a temporary directory: MLflow roots a sqlite store's artifacts (./mlruns) in the working
+    directory, and in-process runs would otherwise leave them in the checkout."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(previous)
+
+
 @pytest.fixture
 def tracking_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"

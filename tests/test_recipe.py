@@ -33,10 +33,10 @@ RUNS = {
     # min_delta=1: no epoch after the first can count as a val_miou gain, so the plateau is certain.
     "ce_dice_plateau": ["loss=ce_dice", "scheduler=plateau", "scheduler.patience=1", "scheduler.min_delta=1.0",
                         "trainer.epochs=3"],
-    "lovasz_early_stop": ["loss=lovasz", "loss.class_weights=[1,4]", "optimizer.lr=1e-3", "trainer.epochs=4",
+    "lovasz_early_stop": ["loss=lovasz", "loss.class_weights=[1,4]", "scheduler=constant", "trainer.epochs=4",
                           "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1.0"],
 }
-LR = 1e-4
+LR = 1e-3  # the default run's optimizer.lr (experiments/iris_cpu.yaml)
 EXPECTED_LEARNING_RATES = {
     "ce_auto_constant": [LR, LR],
     # warm-up epoch at LR*1/2, then half a cosine over the 2 remaining epochs: LR, LR*(1 + cos(pi/2))/2
@@ -44,7 +44,7 @@ EXPECTED_LEARNING_RATES = {
     "focal_step": [LR, LR / 2],
     # the plateau is seen at the end of epoch 1 and again at the end of epoch 2
     "ce_dice_plateau": [LR, LR, LR / 2],
-    "lovasz_early_stop": [1e-3, 1e-3],
+    "lovasz_early_stop": [LR, LR],
 }
 TARGETS = {
     "ce_auto_constant": ("ssnets.losses.CrossEntropy", "ssnets.callbacks.constant_schedule"),
@@ -192,6 +192,6 @@ def test_recipe_callbacks_follow_the_config():
 def test_cosine_schedule_without_warm_up_by_hand():
     scheduler = recipe_callbacks(compose_config(["scheduler=cosine", "trainer.epochs=4", "scheduler.min_lr=1e-5"]))[0]
     rates = [scheduler.schedule(epoch) for epoch in range(4)]
-    expected = [1e-5 + (1e-4 - 1e-5) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    expected = [1e-5 + (LR - 1e-5) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
     assert rates == pytest.approx(expected)
     assert np.all(np.diff(rates) < 0)

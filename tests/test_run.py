@@ -39,7 +39,9 @@ def test_one_finished_run_with_config_params_and_counts(cli_run):
     params = run.data.params
     assert params["model.name"] == "fast_fcn8"
     assert params["model.conv_type"] == "ds"
-    assert float(params["optimizer.lr"]) == pytest.approx(1e-4)
+    # the default run's recipe (experiments/iris_cpu.yaml) over the optimizer group's own 1e-4
+    assert float(params["optimizer.lr"]) == pytest.approx(1e-3)
+    assert params["scheduler._target_"] == "ssnets.callbacks.cosine_schedule"
     assert params["data.image_size"] == "64"
     assert int(params["total_params"]) > int(params["trainable_params"]) > 1_000_000
     assert {"backend", "device", "git_commit"} <= set(run.data.tags)

@@ -190,6 +190,13 @@ def test_experiments_compose():
     assert OmegaConf.to_container(smoke.data) == OmegaConf.to_container(tiny.data)
     assert OmegaConf.to_container(smoke.trainer) == OmegaConf.to_container(tiny.trainer)
 
+    default, plain = compose_config([]), compose_config(["~experiment"])
+    assert (default.optimizer.lr, default.scheduler._target_, default.data.batch_size, default.trainer.epochs) == (
+        1e-3, "ssnets.callbacks.cosine_schedule", 8, 7)
+    assert (plain.optimizer.lr, plain.scheduler._target_, plain.data.batch_size, plain.trainer.epochs) == (
+        1e-4, "ssnets.callbacks.constant_schedule", 16, 10)
+    assert compose_config(["optimizer.lr=1e-2", "scheduler=constant"]).optimizer.lr == 1e-2
+
     l2 = {name: compose_config(["experiment=iris_tutorial", f"model={name}"]).trainer.l2
           for name in ("fcn8", "fast_fcn8", "mobilenet_unet")}
     assert l2 == {"fcn8": 2e-5, "fast_fcn8": 2.5e-4, "mobilenet_unet": 2.5e-4}
