@@ -8,25 +8,54 @@ to MLflow at step=epoch with the other per-epoch metrics.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import keras
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 
-def recipe_callbacks(cfg: DictConfig) -> list[keras.callbacks.Callback]:
-    """The `scheduler` group's callback, then early stopping when trainer.early_stopping.patience is set."""
+def recipe_callbacks(cfg: DictConfig, previous_scores: Sequence[float] = ()) -> list[keras.callbacks.Callback]:
+    """The `scheduler` group's callback, then early stopping when trainer.early_stopping.patience is set.
+
+    `previous_scores`: the val_miou of the epochs a resumed run already trained, so that early
+    stopping counts on from them rather than from zero.
+    """
     callbacks = [instantiate(cfg.scheduler)]
     stopping = cfg.trainer.early_stopping
     if stopping.patience is not None:
         # Stopping only: the best epoch is restored by training.fit from best.keras (trainer.restore_best),
         # so early stopping and restore_best agree on which weights the run ends with.
         callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_miou", mode="max", patience=stopping.patience, min_delta=stopping.min_delta, verbose=1
+            ResumableEarlyStopping(
+                previous_scores,
+                monitor="val_miou",
+                mode="max",
+                patience=stopping.patience,
+                min_delta=stopping.min_delta,
+                verbose=1,
             )
         )
     return callbacks
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """keras EarlyStopping that starts from the best score and the epochs waited since it in
+    `previous_scores` (the monitored value of each epoch trained before a resume)."""
+
+    def __init__(self, previous_scores: Sequence[float], **kwargs):
+        super().__init__(**kwargs)
+        self.previous_scores = [float(score) for score in previous_scores]
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self.previous_scores:
+            return
+        self._set_monitor_op()
+        for score in self.previous_scores:
+            self.wait += 1
+            if self._is_improvement(score, self.best):
+                self.best, self.wait = score, 0
 
 
 def constant_schedule(base_lr: float) -> keras.callbacks.LearningRateScheduler:

@@ -79,13 +79,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         checkpoint.restore(model, run_dir, job.progress)
         tracker.log_missing_epochs(job.progress.history)
         first_epoch = job.progress.epoch
+        # A resumed run's early stopping counts on from the val mIoU of the epochs it already trained.
+        recipe = recipe_callbacks(cfg, job.progress.history.get("val_miou", []))
         result = training.fit(
             model,
             train_ds,
             eval_ds["val"],
             epochs=cfg.trainer.epochs,
             run_dir=run_dir,
-            callbacks=[StopOnNonFiniteLoss(), *recipe_callbacks(cfg), *tracker.keras_callbacks()],
+            callbacks=[StopOnNonFiniteLoss(), *recipe, *tracker.keras_callbacks()],
             restore_best=cfg.trainer.restore_best,
             verbose=cfg.trainer.verbose,
             progress=job.progress,

@@ -24,6 +24,7 @@ from typing import TypeVar
 from mlflow.entities import LifecycleStage
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
 from ssnets.errors import UserError
 
@@ -57,6 +58,11 @@ def exclusive_lock(tracking_uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def experiment_name_of(logger_cfg: DictConfig) -> str:
+    """logger.experiment_name as text: the command line makes `2024` an int and `nan` a float."""
+    return str(logger_cfg.experiment_name)
 
 
 def prepare(tracking_uri: str, experiment_name: str) -> str:

@@ -107,5 +107,6 @@ class PrepareTrackingStore(Callback):
         if logger.name == "none":
             return
         tracking_uri = logger.tracking_uri or mlflow.get_tracking_uri()
-        experiment_id = store.prepare(tracking_uri, logger.experiment_name)
-        log.info("MLflow experiment %r (id %s) ready in %s", logger.experiment_name, experiment_id, tracking_uri)
+        name = store.experiment_name_of(logger)
+        experiment_id = store.prepare(tracking_uri, name)
+        log.info("MLflow experiment %r (id %s) ready in %s", name, experiment_id, tracking_uri)

@@ -214,6 +214,5 @@ def build_tracker(logger_cfg: DictConfig) -> NullTracker:
     if logger_cfg.name == "none":
         return NullTracker()
     check_reachable(logger_cfg.tracking_uri or mlflow.get_tracking_uri())
-    return MlflowTracker(
-        logger_cfg.tracking_uri, logger_cfg.experiment_name, logger_cfg.run_name, logger_cfg.log_model
-    )
+    run_name = None if logger_cfg.run_name is None else str(logger_cfg.run_name)
+    return MlflowTracker(logger_cfg.tracking_uri, store.experiment_name_of(logger_cfg), run_name, logger_cfg.log_model)

@@ -189,6 +189,22 @@ def test_recipe_callbacks_follow_the_config():
     assert stopping.restore_best_weights is False
 
 
+def test_early_stopping_of_a_resumed_run_counts_on_from_its_earlier_epochs():
+    cfg = compose_config(["trainer.early_stopping.patience=2"])
+    # best 0.6 at epoch 1, one epoch (0.55) waited since
+    stopping = recipe_callbacks(cfg, previous_scores=[0.5, 0.6, 0.55])[-1]
+    stopping.set_model(keras.Sequential())
+    stopping.on_train_begin()
+    assert (stopping.best, stopping.wait) == (0.6, 1)
+    stopping.on_epoch_end(3, {"val_miou": 0.58})
+    assert stopping.model.stop_training
+    fresh = recipe_callbacks(cfg)[-1]
+    fresh.set_model(keras.Sequential())
+    fresh.on_train_begin()
+    fresh.on_epoch_end(0, {"val_miou": 0.58})
+    assert (fresh.best, fresh.wait) == (0.58, 0) and not getattr(fresh.model, "stop_training", False)
+
+
 def test_cosine_schedule_without_warm_up_by_hand():
     scheduler = recipe_callbacks(compose_config(["scheduler=cosine", "trainer.epochs=4", "scheduler.min_lr=1e-5"]))[0]
     rates = [scheduler.schedule(epoch) for epoch in range(4)]

@@ -156,3 +156,16 @@ def test_logged_model_serves_from_a_fresh_process(cli_run):
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["shape"] == [2, 64, 64, 2]
     assert served["sum"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_number_like_experiment_and_run_names_are_names(tracking_uri):
+    """The command line turns logger.experiment_name=nan into a float and run_name=2024 into an int."""
+    from ssnets.tracking import build_tracker
+
+    cfg = compose_config([f"logger.tracking_uri={tracking_uri}", "logger.experiment_name=nan", "logger.run_name=2024"])
+    with build_tracker(cfg.logger).start(cfg, tags={}) as tracker:
+        run_id = tracker.run_id
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "nan"
+    assert (run.info.run_name, run.info.status) == ("2024", "FINISHED")
