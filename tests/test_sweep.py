@@ -30,6 +30,16 @@ def job_output(result) -> str:
     return result.stdout[-4000:] + result.stderr[-4000:]
 
 
+def smoke_sweep(tmp_path, tracking_uri: str, *overrides: str):
+    """(sweep dir, result) of `python -m ssnets.run -m` on the smoke experiment plus `overrides`."""
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli(
+        ["-m", *SMOKE, *overrides, f"logger.tracking_uri={tracking_uri}", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+    )
+    return sweep_dir, result
+
+
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory):
     """2 widths x 2 conv types, 4 joblib jobs at once, into the default store (./mlflow.db) of a fresh folder."""
@@ -80,12 +90,7 @@ def test_parallel_jobs_share_the_cpu_threads(grid_sweep):
 @pytest.mark.slow
 def test_submitit_sweep_records_a_failing_job_and_finishes_the_other(tmp_path, tracking_uri):
     """The SLURM code path on one machine; job 0 asks for a batch larger than the training set."""
-    sweep_dir = tmp_path / "sweep"
-    result = run_cli(
-        ["-m", *SMOKE, "hydra/launcher=submitit_local", "data.batch_size=32,8",
-         f"logger.tracking_uri={tracking_uri}", f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path,
-    )
+    sweep_dir, result = smoke_sweep(tmp_path, tracking_uri, "hydra/launcher=submitit_local", "data.batch_size=32,8")
     assert result.returncode != 0, job_output(result)
     runs = {run.data.params["data.batch_size"]: run for run in runs_of(tracking_uri)}
     assert runs["32"].info.status == "FAILED"
@@ -97,12 +102,7 @@ def test_submitit_sweep_records_a_failing_job_and_finishes_the_other(tmp_path, t
 
 @pytest.mark.slow
 def test_optuna_search_maximises_the_returned_val_miou(tmp_path, tracking_uri):
-    sweep_dir = tmp_path / "sweep"
-    result = run_cli(
-        ["-m", *SMOKE, "hparams_search=iris_optuna", "hydra.sweeper.n_trials=2",
-         f"logger.tracking_uri={tracking_uri}", f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path,
-    )
+    sweep_dir, result = smoke_sweep(tmp_path, tracking_uri, "hparams_search=iris_optuna", "hydra.sweeper.n_trials=2")
     assert result.returncode == 0, job_output(result)
     runs = runs_of(tracking_uri)
     assert len(runs) == 2 and {run.info.status for run in runs} == {"FINISHED"}
