@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from ssnets.data.iris import render_sample, sample_rng
-from ssnets.metrics import confusion_matrix, segmentation_metrics
+from ssnets.task.metrics import confusion_matrix, segmentation_metrics
 
 VAL_SPLIT = 1  # sample_rng's split index of the val split
 

@@ -24,14 +24,15 @@ import keras
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ssnets import memory, runtime, training
+from ssnets.common.errors import exit_on_user_error
+from ssnets.common.tables import markdown_table
 from ssnets.data import load_splits
 from ssnets.data.augment import build_augmenter
-from ssnets.data.folder import Split
-from ssnets.errors import exit_on_user_error
+from ssnets.data.types import Split
 from ssnets.models import build_model
-from ssnets.run import parameter_counts
-from ssnets.throughput import (
+from ssnets.perf import memory
+from ssnets.perf.reference import reference_for
+from ssnets.perf.throughput import (
     Windows,
     device_batches,
     fit_throughput,
@@ -40,36 +41,13 @@ from ssnets.throughput import (
     loop_throughput,
     pipeline_throughput,
 )
-from ssnets.tracking import build_tracker, config_params
+from ssnets.tracking.base import build_tracker
+from ssnets.tracking.params import config_params
+from ssnets.training import runtime
+from ssnets.training.evaluate import parameter_counts
+from ssnets.training.fit import compile_model
 
 log = logging.getLogger("ssnets.bench")
-
-# Figures from PERFORMANCE.md, and the configuration each was measured in; a row is compared with the
-# entry of its model, device kind, batch size, image size and precision (and backend where given).
-# GPU: one H100, PyTorch (the issue's targets: training >= 1.5x, inference >= 1x these).
-# CPU: 2 cores, TensorFlow, one training step of batch 2, as images/s (2 / step seconds).
-REFERENCE = [
-    {"model": "fcn8", "device": "GPU", "batch_size": 32, "image_size": 224, "precision": "mixed_bfloat16",
-     "backend": None, "source": "PyTorch eager, H100", "train": 1329, "inference": 4920},
-    {"model": "fast_fcn8", "device": "GPU", "batch_size": 32, "image_size": 224, "precision": "mixed_bfloat16",
-     "backend": None, "source": "PyTorch eager, H100", "train": 1640, "inference": 6206},
-    {"model": "mobilenet_unet", "device": "GPU", "batch_size": 32, "image_size": 224, "precision": "mixed_bfloat16",
-     "backend": None, "source": "smp 0.6.0, H100", "train": 700, "inference": 3157},
-    {"model": "fc_densenet121", "device": "GPU", "batch_size": 32, "image_size": 224, "precision": "mixed_bfloat16",
-     "backend": None, "source": "smp 0.6.0 (U-Net), H100", "train": 326, "inference": 1693},
-    {"model": "fcn8", "device": "CPU", "batch_size": 2, "image_size": 64, "precision": "float32",
-     "backend": "tensorflow", "source": "TF, 2 CPU cores", "train": 2 / 0.90, "inference": None},
-    {"model": "fast_fcn8", "device": "CPU", "batch_size": 2, "image_size": 64, "precision": "float32",
-     "backend": "tensorflow", "source": "TF, 2 CPU cores", "train": 2 / 0.18, "inference": None},
-    {"model": "mobilenet_unet", "device": "CPU", "batch_size": 2, "image_size": 64, "precision": "float32",
-     "backend": "tensorflow", "source": "TF, 2 CPU cores", "train": 2 / 0.055, "inference": None},
-    {"model": "fcn8", "device": "CPU", "batch_size": 2, "image_size": 224, "precision": "float32",
-     "backend": "tensorflow", "source": "TF, 2 CPU cores", "train": 2 / 2.53, "inference": None},
-    {"model": "fast_fcn8", "device": "CPU", "batch_size": 2, "image_size": 224, "precision": "float32",
-     "backend": "tensorflow", "source": "TF, 2 CPU cores", "train": 2 / 0.49, "inference": None},
-    {"model": "mobilenet_unet", "device": "CPU", "batch_size": 2, "image_size": 224, "precision": "float32",
-     "backend": "tensorflow", "source": "TF, 2 CPU cores", "train": 2 / 0.22, "inference": None},
-]
 
 # (JSON field, table heading, format); the JSON holds every field, the table these.
 TABLE_COLUMNS = [
@@ -104,7 +82,9 @@ def model_configs(cfg: DictConfig) -> list[DictConfig]:
         if not override.lstrip("+~").startswith(("model=", "bench.models="))
     ]
     config_name = HydraConfig.get().job.config_name
-    return [hydra.compose(config_name=config_name, overrides=[*overrides, f"model={name}"]) for name in cfg.bench.models]
+    return [
+        hydra.compose(config_name=config_name, overrides=[*overrides, f"model={name}"]) for name in cfg.bench.models
+    ]
 
 
 def shared_figures(cfg: DictConfig, windows: Windows) -> tuple[Split, dict[str, float | None]]:
@@ -127,12 +107,20 @@ def measure_model(cfg: DictConfig, split: Split, windows: Windows) -> dict[str, 
     memory.reset_peak_device_memory()
     batch_size, data = cfg.bench.batch_size, cfg.data
     model = build_model(
-        cfg.model, (data.image_size, data.image_size, data.channels), data.num_classes, cfg.trainer.l2,
+        cfg.model,
+        (data.image_size, data.image_size, data.channels),
+        data.num_classes,
+        cfg.trainer.l2,
         cfg.trainer.bn_momentum,
     )
-    training.compile_model(model, cfg)
+    compile_model(model, cfg)
     images, masks = device_batches(split.images, split.masks, batch_size, windows.steps)
-    log.info("%s: timing fit() (%d windows of %d steps after one warm-up window)", cfg.model.name, windows.count, windows.steps)
+    log.info(
+        "%s: timing fit() (%d windows of %d steps after one warm-up window)",
+        cfg.model.name,
+        windows.count,
+        windows.steps,
+    )
     train = fit_throughput(model, images, masks, batch_size, windows)
     loop = loop_throughput(model, images, masks, batch_size, windows) if cfg.bench.compare_loop else None
     log.info("%s: timing the compiled forward pass", cfg.model.name)
@@ -161,20 +149,6 @@ def measure_model(cfg: DictConfig, split: Split, windows: Windows) -> dict[str, 
     }
 
 
-def reference_for(row: dict[str, Any]) -> dict[str, Any] | None:
-    device_kind = "GPU" if row["device"].startswith("GPU") else "CPU"
-    for entry in REFERENCE:
-        if (
-            entry["model"] == row["model"]
-            and entry["device"] == device_kind
-            and (entry["batch_size"], entry["image_size"], entry["precision"])
-            == (row["batch_size"], row["image_size"], row["precision"])
-            and entry["backend"] in (None, row["backend"])
-        ):
-            return entry
-    return None
-
-
 def with_comparisons(row: dict[str, Any], shared: dict[str, float | None]) -> dict[str, Any]:
     """The row plus the shared figures, the pipeline's headroom over training and the ratios to the reference."""
     row = {**row, **shared}
@@ -188,21 +162,15 @@ def with_comparisons(row: dict[str, Any], shared: dict[str, float | None]) -> di
     return row
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| " + " | ".join(heading for _, heading, _ in TABLE_COLUMNS) + " |",
-        "|" + "---|" * len(TABLE_COLUMNS),
-    ]
-    for row in rows:
-        cells = ["-" if row[key] is None else fmt.format(row[key]) for key, _, fmt in TABLE_COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def bench_table(rows: list[dict[str, Any]]) -> str:
+    cells = [["-" if row[key] is None else fmt.format(row[key]) for key, _, fmt in TABLE_COLUMNS] for row in rows]
+    return markdown_table([heading for _, heading, _ in TABLE_COLUMNS], cells)
 
 
-def log_to_mlflow(cfg: DictConfig, model_cfg: DictConfig, row: dict[str, Any], files: list[Path]) -> None:
+def log_to_tracker(cfg: DictConfig, model_cfg: DictConfig, row: dict[str, Any], files: list[Path]) -> None:
     tracker = build_tracker(cfg.logger)
     tags = {"backend": row["backend"], "device": row["device"], "kind": "bench"}
-    with tracker.start(model_cfg, tags):
+    with tracker.start(tags, run_name=f"bench-{row['model']}-{row['backend']}"):
         tracker.log_params(config_params(model_cfg))
         tracker.log_metrics({key: float(value) for key, value in row.items() if isinstance(value, (int, float))})
         for path in files:
@@ -217,20 +185,24 @@ def bench(cfg: DictConfig, run_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for model_cfg in configs:
         rows.append(with_comparisons(measure_model(model_cfg, split, windows), shared))
-        log.info("%s: %.1f train images/s, %.1f inference images/s", rows[-1]["model"],
-                 rows[-1]["train_images_per_second"], rows[-1]["inference_images_per_second"])
+        log.info(
+            "%s: %.1f train images/s, %.1f inference images/s",
+            rows[-1]["model"],
+            rows[-1]["train_images_per_second"],
+            rows[-1]["inference_images_per_second"],
+        )
         # Written after every model, so a run stopped by a time limit keeps what it measured.
         json_file.write_text(json.dumps(rows, indent=2) + "\n")
-        table_file.write_text(markdown_table(rows))
-    print(markdown_table(rows), flush=True)
+        table_file.write_text(bench_table(rows))
+    print(bench_table(rows), flush=True)
     log.info("Wrote %s and %s", json_file, table_file)
     if cfg.bench.log_to_mlflow:
-        for model_cfg, row in zip(configs, rows):
-            log_to_mlflow(cfg, model_cfg, row, [json_file, table_file])
+        for model_cfg, row in zip(configs, rows, strict=True):
+            log_to_tracker(cfg, model_cfg, row, [json_file, table_file])
     return rows
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+@hydra.main(version_base="1.3", config_path="conf", config_name="bench")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error(log):
         bench(cfg, Path(HydraConfig.get().runtime.output_dir))

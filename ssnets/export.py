@@ -26,10 +26,10 @@ import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig, ListConfig
 
-from ssnets.artifacts import load_model, model_input_size
-from ssnets.data.folder import resize_image
-from ssnets.errors import UserError, exit_on_user_error
+from ssnets.common.errors import UserError, exit_on_user_error
+from ssnets.data.images import resize_image
 from ssnets.predict import find_samples, read_image
+from ssnets.tracking.artifacts import load_model, model_input_size
 
 log = logging.getLogger("ssnets.export")
 
@@ -45,7 +45,9 @@ def export_savedmodel(model: keras.Model, path: Path) -> None:
 
 def export_onnx(model: keras.Model, path: Path) -> None:
     if not all(importlib.util.find_spec(package) for package in ONNX_PACKAGES):
-        raise UserError(f"format=onnx needs {' and '.join(ONNX_PACKAGES)}; install them with pip install -e '.[export]'.")
+        raise UserError(
+            f"format=onnx needs {' and '.join(ONNX_PACKAGES)}; install them with pip install -e '.[export]'."
+        )
     model.export(str(path), format="onnx", verbose=False)
 
 
@@ -57,8 +59,8 @@ def export_tflite(model: keras.Model, path: Path) -> None:
 
 def load_savedmodel(path: Path) -> tuple[Predictor, str]:
     serving = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (name, spec), = serving.structured_input_signature[1].items()
-    (output_name, output_spec), = serving.structured_outputs.items()
+    ((name, spec),) = serving.structured_input_signature[1].items()
+    ((output_name, output_spec),) = serving.structured_outputs.items()
     signature = f"{name} {spec.dtype.name} {spec.shape} -> {output_name} {output_spec.dtype.name} {output_spec.shape}"
     return lambda images: serving(**{name: tf.constant(images)})[output_name].numpy(), signature
 
@@ -174,7 +176,7 @@ def run_export(cfg: DictConfig) -> list[Check]:
     return checks
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error(log):
         checks = run_export(cfg)

@@ -24,11 +24,20 @@ import numpy as np
 from omegaconf import DictConfig
 from skimage.transform import resize
 
-from ssnets.artifacts import load_model, model_input_size
-from ssnets.data.folder import IMAGE_SUFFIXES, MaskSpec, mask_to_labels, pair_files, read_file, resize_image, to_uint8_channels
-from ssnets.errors import UserError, exit_on_user_error
-from ssnets.metrics import confusion_matrix, segmentation_metrics
-from ssnets.visualize import overlay, save_png
+from ssnets.common.errors import UserError, exit_on_user_error
+from ssnets.data.folder import pair_files
+from ssnets.data.images import (
+    IMAGE_SUFFIXES,
+    check_mask_size,
+    mask_to_labels,
+    read_file,
+    resize_image,
+    to_uint8_channels,
+)
+from ssnets.data.types import MaskSpec
+from ssnets.task.metrics import confusion_matrix, segmentation_metrics
+from ssnets.task.pictures import overlay, save_png
+from ssnets.tracking.artifacts import load_model, model_input_size
 
 log = logging.getLogger("ssnets.predict")
 
@@ -42,7 +51,9 @@ def find_samples(input_path: str) -> list[Sample]:
     if path.is_file():
         return [(path, None)]
     if not path.is_dir():
-        raise UserError(f"input={input_path} does not exist; pass an image, a folder of images, or a folder with img/ and mask/.")
+        raise UserError(
+            f"input={input_path} does not exist; pass an image, a folder of images, or a folder with img/ and mask/."
+        )
     if (path / "img").is_dir() and (path / "mask").is_dir():
         return pair_files(path)
     folder = path / "img" if (path / "img").is_dir() else path
@@ -52,7 +63,9 @@ def find_samples(input_path: str) -> list[Sample]:
     stems = [p.stem for p in images]
     for image in images:
         if stems.count(image.stem) > 1:
-            raise UserError(f"Several images in {folder} are named {image.stem}.*; their outputs would collide, so rename one.")
+            raise UserError(
+                f"Several images in {folder} are named {image.stem}.*; their outputs would collide, so rename one."
+            )
     return [(image, None) for image in images]
 
 
@@ -66,7 +79,7 @@ def segment(model: keras.Model, images: Sequence[np.ndarray]) -> list[np.ndarray
     height, width, _ = model_input_size(model)
     batch = np.stack([resize_image(image, height) for image in images]).astype(np.float32)
     probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(batch))
-    return [resize_probabilities(p, image.shape[:2]) for p, image in zip(probabilities, images)]
+    return [resize_probabilities(p, image.shape[:2]) for p, image in zip(probabilities, images, strict=True)]
 
 
 def resize_probabilities(probabilities: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -96,11 +109,7 @@ class Writer:
         if mask_path is None:
             return None
         truth = mask_to_labels(read_file(mask_path), self.mask_spec, mask_path)
-        if truth.shape != labels.shape:
-            raise UserError(
-                f"Mask {mask_path} is {truth.shape[1]}x{truth.shape[0]} but its image is "
-                f"{labels.shape[1]}x{labels.shape[0]}; masks must have their image's size."
-            )
+        check_mask_size(truth.shape, labels.shape, mask_path)
         return confusion_matrix(truth, labels, self.mask_spec.num_classes, self.mask_spec.ignore_index)
 
 
@@ -135,7 +144,10 @@ def class_names(configured: Sequence[str] | None, num_classes: int) -> list[str]
     if configured is None:
         return [f"class_{k}" for k in range(num_classes)]
     if len(configured) != num_classes:
-        raise UserError(f"class_names has {len(configured)} names but the model predicts {num_classes} classes; give one name per class.")
+        raise UserError(
+            f"class_names has {len(configured)} names but the model predicts {num_classes} classes; "
+            "give one name per class."
+        )
     return list(configured)
 
 
@@ -147,18 +159,25 @@ def run_prediction(cfg: DictConfig) -> dict[str, float] | None:
     log.info("Segmenting %d images at %dx%dx%d with %s", len(samples), height, width, channels, cfg.run)
     output = Path(cfg.output)
     matrix = predict(
-        model, samples, output, batch_size=cfg.batch_size, probabilities=cfg.probabilities, ignore_index=cfg.ignore_index
+        model,
+        samples,
+        output,
+        batch_size=cfg.batch_size,
+        probabilities=cfg.probabilities,
+        ignore_index=cfg.ignore_index,
     )
     log.info("Wrote masks and overlays to %s", output)
     if matrix is None:
         return None
     metrics = segmentation_metrics(matrix, class_names(cfg.class_names, model.output_shape[-1]))
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    log.info("mIoU %.4f, E1 %.2f%% over %d images against %s", metrics["miou"], 100 * metrics["e1"], len(samples), cfg.input)
+    log.info(
+        "mIoU %.4f, E1 %.2f%% over %d images against %s", metrics["miou"], 100 * metrics["e1"], len(samples), cfg.input
+    )
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error(log):
         run_prediction(cfg)

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("SSNETS_CACHE", str(Path(tempfile.gettempdir()) / "ssnets-test-cache"))
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
+CONF_DIR = REPO / "ssnets" / "conf"
 
 TINY = [
     "data.image_size=64",

@@ -3,8 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from conftest import compose_config
 from ssnets.data.augment import build_augmenter
+
+from conftest import compose_config
 
 
 def test_image_and_mask_move_together():

@@ -13,11 +13,13 @@ from hydra.errors import ConfigCompositionException
 from mlflow.tracking import MlflowClient
 from skimage import io as skio
 
-from conftest import TINY, compose_config, run_cli
-from ssnets import run, validation
+from ssnets.common.errors import UserError
 from ssnets.data import load_splits
-from ssnets.errors import UserError
 from ssnets.models import build_model
+from ssnets.training import validation
+from ssnets.training.job import train
+
+from conftest import TINY, compose_config, run_cli
 
 
 @pytest.mark.parametrize(
@@ -29,7 +31,10 @@ from ssnets.models import build_model
         ("data.batch_size=2.5", r"^data.batch_size=2.5 must be a whole number"),
         ("optimizer.lr=-0.001", r"^optimizer.lr=-0.001 must be a number above 0, e.g. optimizer.lr=1e-4\.$"),
         ("optimizer.lr=fast", r"^optimizer.lr='fast' must be a number above 0"),
-        ("data.num_classes=3", r"^data.class_names lists 2 names but data.num_classes is 3; give one name per class\.$"),
+        (
+            "data.num_classes=3",
+            r"^data.class_names lists 2 names but data.num_classes is 3; give one name per class\.$",
+        ),
     ],
 )
 def test_bad_config_values(override, message):
@@ -44,14 +49,15 @@ def test_data_root_not_given():
 
 def test_batch_larger_than_the_training_set():
     cfg = compose_config([*TINY, "data.batch_size=32"])
-    with pytest.raises(UserError, match=r"^data.batch_size=32 is larger than the 16 training images; use data.batch_size=16"):
+    with pytest.raises(
+        UserError, match=r"^data.batch_size=32 is larger than the 16 training images; use data.batch_size=16"
+    ):
         validation.check_splits(cfg.data, load_splits(cfg.data, None, cfg.seed))
 
 
 def build(*overrides: str):
     cfg = compose_config([*TINY, *overrides])
-    with validation.builder_errors_as_user_errors():
-        return build_model(cfg.model, (cfg.data.image_size,) * 2 + (3,), cfg.data.num_classes, cfg.trainer.l2)
+    return build_model(cfg.model, (cfg.data.image_size,) * 2 + (3,), cfg.data.num_classes, cfg.trainer.l2)
 
 
 def test_image_size_the_model_cannot_take():
@@ -66,7 +72,10 @@ def test_missing_weights_file(tmp_path):
 
 
 def test_unknown_key_names_it_and_how_to_add_one():
-    with pytest.raises(ConfigCompositionException, match=r"Could not override 'trainer.nokey'.\nTo append to your config use \+trainer.nokey=1"):
+    with pytest.raises(
+        ConfigCompositionException,
+        match=r"Could not override 'trainer.nokey'.\nTo append to your config use \+trainer.nokey=1",
+    ):
         compose_config(["trainer.nokey=1"])
 
 
@@ -79,10 +88,18 @@ def test_bad_data_file_fails_the_run_before_training(tmp_path, tracking_uri, mon
         skio.imsave(root / split / "img" / "a.png", np.zeros((64, 64, 3), np.uint8), check_contrast=False)
         skio.imsave(root / split / "mask" / "a.png", np.zeros((64, 64), np.uint8), check_contrast=False)
     (root / "val" / "img" / "a.png").write_bytes(b"\x89PNG truncated")
-    cfg = compose_config(["data=folder", f"data.root={root}", "data.image_size=64", "data.batch_size=1",
-                          f"logger.tracking_uri={tracking_uri}", "logger.experiment_name=bad"])
+    cfg = compose_config(
+        [
+            "data=folder",
+            f"data.root={root}",
+            "data.image_size=64",
+            "data.batch_size=1",
+            f"logger.tracking_uri={tracking_uri}",
+            "logger.experiment_name=bad",
+        ]
+    )
     with pytest.raises(UserError, match=r"^Cannot read .*val/img/a.png \(not a readable image: corrupt, truncated"):
-        run.train(cfg, tmp_path / "run")
+        train(cfg, tmp_path / "run")
     client = MlflowClient(tracking_uri)
     [failed] = client.search_runs([client.get_experiment_by_name("bad").experiment_id])
     assert failed.info.status == "FAILED"

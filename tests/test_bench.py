@@ -13,8 +13,9 @@ import sys
 import mlflow
 import pytest
 
-from ssnets.bench import REFERENCE, TABLE_COLUMNS, reference_for
-from ssnets.compile_time import first_batch_excess
+from ssnets.bench import TABLE_COLUMNS
+from ssnets.perf.reference import REFERENCE, reference_for
+from ssnets.training.compile_time import first_batch_excess
 
 TINY_BENCH = [
     "model=fast_fcn8",
@@ -57,7 +58,12 @@ MEASURED = [
 def bench_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("bench")
     tracking_uri = f"sqlite:///{directory / 'mlflow.db'}"
-    args = [*TINY_BENCH, "bench.log_to_mlflow=true", f"logger.tracking_uri={tracking_uri}", f"hydra.run.dir={directory}"]
+    args = [
+        *TINY_BENCH,
+        "bench.log_to_mlflow=true",
+        f"logger.tracking_uri={tracking_uri}",
+        f"hydra.run.dir={directory}",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "ssnets.bench", *args],
         cwd=directory,
@@ -99,8 +105,14 @@ def test_bench_logs_to_mlflow(bench_run):
 
 
 def test_rows_meet_the_reference_of_their_configuration():
-    row = {"model": "fast_fcn8", "device": "GPU: NVIDIA H100 x 1", "batch_size": 32, "image_size": 224,
-           "precision": "mixed_bfloat16", "backend": "jax"}
+    row = {
+        "model": "fast_fcn8",
+        "device": "GPU: NVIDIA H100 x 1",
+        "batch_size": 32,
+        "image_size": 224,
+        "precision": "mixed_bfloat16",
+        "backend": "jax",
+    }
     assert reference_for(row)["train"] == 1640
     assert reference_for({**row, "precision": "float32"}) is None
     cpu_row = {**row, "device": "CPU", "batch_size": 2, "precision": "float32"}

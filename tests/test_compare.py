@@ -10,8 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from ssnets.compare import COMPARISON_TAG, PARENT_RUN_TAG
-from ssnets.sweep import SWEEP_ID_TAG
+from ssnets.compare import COMPARISON_TAG
+from ssnets.tracking.base import PARENT_RUN_TAG
+from ssnets.tracking.sweep import SWEEP_ID_TAG
 
 SWEEP = "multirun/2026-01-01/10-00-00"
 # model, conv_type, total params, val mIoU per epoch (the last is the final value), seconds, status
@@ -27,8 +28,12 @@ TRAIN_IMAGES = 16
 def log_known_run(client, experiment_id, sweep_id, model, conv_type, params, mious, seconds, status):
     run = client.create_run(experiment_id, tags={SWEEP_ID_TAG: sweep_id})
     run_id = run.info.run_id
-    for key, value in {"model.name": model, "model.conv_type": conv_type, "total_params": params,
-                       "trainer.epochs": 2}.items():
+    for key, value in {
+        "model.name": model,
+        "model.conv_type": conv_type,
+        "total_params": params,
+        "trainer.epochs": 2,
+    }.items():
         client.log_param(run_id, key, value)
     if mious:
         for epoch, miou in enumerate(mious):
@@ -49,16 +54,20 @@ def store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("cmp")
-    ids = {(model, conv): log_known_run(client, experiment_id, SWEEP, model, conv, *rest)
-           for model, conv, *rest in KNOWN_RUNS}
-    other_sweep = log_known_run(client, experiment_id, "other", "fast_fcn8", "conv", 134_288_326, [0.9, 0.95], 500.0,
-                                "FINISHED")
+    ids = {
+        (model, conv): log_known_run(client, experiment_id, SWEEP, model, conv, *rest)
+        for model, conv, *rest in KNOWN_RUNS
+    }
+    other_sweep = log_known_run(
+        client, experiment_id, "other", "fast_fcn8", "conv", 134_288_326, [0.9, 0.95], 500.0, "FINISHED"
+    )
     return uri, client, experiment_id, ids, other_sweep
 
 
 def compare(*args: str, cwd):
-    return subprocess.run([sys.executable, "-m", "ssnets.compare", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ssnets.compare", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def table_rows(markdown: str) -> list[list[str]]:
@@ -74,7 +83,11 @@ def test_table_ranks_the_sweep_runs_and_files_are_written(store, tmp_path):
 
     rows = table_rows(result.stdout)
     assert [(row[2], row[3]) for row in rows] == [
-        ("fast_fcn8", "ds"), ("mobilenet_unet", "conv"), ("mobilenet_unet", "ds"), ("fc_densenet121", "conv")]
+        ("fast_fcn8", "ds"),
+        ("mobilenet_unet", "conv"),
+        ("mobilenet_unet", "ds"),
+        ("fc_densenet121", "conv"),
+    ]
     best = rows[0]
     assert best[0] == ids["fast_fcn8", "ds"][:8] and best[1] == "FINISHED"
     assert best[4:] == ["20,607,585", "0.7200", "2.80%", "0.9000", "0.5400", "90.0", "0.36"]
@@ -95,8 +108,9 @@ def test_table_ranks_the_sweep_runs_and_files_are_written(store, tmp_path):
 
 def test_comparison_run_holds_the_files_and_parents_the_compared_runs(store, tmp_path):
     uri, client, experiment_id, ids, other_sweep = store
-    result = compare("--experiment", "cmp", "--sweep-id", SWEEP, "--tracking-uri", uri, "--out", str(tmp_path / "o"),
-                     cwd=tmp_path)
+    result = compare(
+        "--experiment", "cmp", "--sweep-id", SWEEP, "--tracking-uri", uri, "--out", str(tmp_path / "o"), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     comparisons = client.search_runs([experiment_id], f"tags.`{COMPARISON_TAG}` = 'true'")
     assert len(comparisons) == 1
@@ -104,7 +118,10 @@ def test_comparison_run_holds_the_files_and_parents_the_compared_runs(store, tmp
     assert parent.info.status == "FINISHED" and parent.info.run_name == "comparison"
     assert parent.data.tags[SWEEP_ID_TAG] == SWEEP
     assert {artifact.path for artifact in client.list_artifacts(parent.info.run_id)} == {
-        "comparison.md", "comparison.csv", "comparison.png"}
+        "comparison.md",
+        "comparison.csv",
+        "comparison.png",
+    }
     for run_id in ids.values():
         assert client.get_run(run_id).data.tags[PARENT_RUN_TAG] == parent.info.run_id
     assert PARENT_RUN_TAG not in client.get_run(other_sweep).data.tags
@@ -129,5 +146,19 @@ def test_unknown_experiment_is_one_sentence(store, tmp_path):
     uri, *_ = store
     result = compare("--experiment", "nope", "--tracking-uri", uri, cwd=tmp_path)
     assert result.returncode == 1
-    assert "No MLflow experiment 'nope'" in result.stderr + result.stdout
+    assert "No runs in experiment 'nope' in sqlite:" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_monitor_option_ranks_by_another_metric(store, tmp_path):
+    uri, *_ = store
+    args = ["--experiment", "cmp", "--sweep-id", SWEEP, "--tracking-uri", uri, "--no-log"]
+    result = compare(*args, "--monitor", "train_seconds", "--mode", "min", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ranked by train_seconds (min)" in result.stdout
+    assert [row[2] for row in table_rows(result.stdout)] == [
+        "mobilenet_unet",
+        "mobilenet_unet",
+        "fast_fcn8",
+        "fc_densenet121",
+    ]

@@ -9,14 +9,22 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ssnets.common.errors import UserError
+from ssnets.training import distribute
+from ssnets.training.checkpoint import read_progress
+
 from conftest import TINY
-from ssnets import distribute
-from ssnets.checkpoint import read_progress
-from ssnets.errors import UserError
 
 # No augmentation or dropout: every random draw of the two runs is then the seeded initialisation.
-SAME_RUN = [*TINY, "trainer.epochs=2", "model=mobilenet_unet", "model.alpha=0.35", "augmentation=none",
-            "logger.log_model=false", "seed=3"]
+SAME_RUN = [
+    *TINY,
+    "trainer.epochs=2",
+    "model=mobilenet_unet",
+    "model.alpha=0.35",
+    "augmentation=none",
+    "logger.log_model=false",
+    "seed=3",
+]
 # Float sums in another order (per-replica halves, all-reduce, synchronised batch norm) drift apart over
 # the steps: 2.4e-4 (1.8e-4 relative) after 4 steps measured under TensorFlow. The bug this guards
 # against (the loss summed over replicas unscaled) gave 50%.
@@ -26,11 +34,22 @@ MIOU_TOLERANCE = 5e-3
 
 def start_run(strategy: str, work, backend: str) -> subprocess.Popen:
     """`python -m ssnets.run` on 2 virtual CPU devices; both runs of a pair start together to share the wait."""
-    args = [*SAME_RUN, f"trainer.strategy={strategy}", f"logger.tracking_uri=sqlite:///{work / 'mlflow.db'}",
-            f"logger.experiment_name={strategy}", f"hydra.run.dir={work / strategy}"]
+    args = [
+        *SAME_RUN,
+        f"trainer.strategy={strategy}",
+        f"logger.tracking_uri=sqlite:///{work / 'mlflow.db'}",
+        f"logger.experiment_name={strategy}",
+        f"hydra.run.dir={work / strategy}",
+    ]
     env = {**os.environ, distribute.VIRTUAL_CPU_DEVICES_ENV: "2", "KERAS_BACKEND": backend}
-    return subprocess.Popen([sys.executable, "-m", "ssnets.run", *args], cwd=work, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ssnets.run", *args],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def single_and_data_parallel(work, backend: str) -> dict[str, dict]:
@@ -41,8 +60,11 @@ def single_and_data_parallel(work, backend: str) -> dict[str, dict]:
         assert process.returncode == 0, output[-4000:]
         client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
         (run,) = client.search_runs([client.get_experiment_by_name(strategy).experiment_id])
-        results[strategy] = {"run": run, "history": read_progress(work / strategy).history,
-                             "log": (work / strategy / "run.log").read_text()}
+        results[strategy] = {
+            "run": run,
+            "history": read_progress(work / strategy).history,
+            "log": (work / strategy / "run.log").read_text(),
+        }
     return results
 
 
@@ -57,11 +79,14 @@ def assert_same_training(results: dict[str, dict]) -> None:
     # The final evaluation runs on the host, one prediction per image; its weights differ only by the
     # drift above, so its argmax metrics get the same bound (measured: val_e1 differed by 1.0e-3).
     for name in ("val_miou", "val_e1", "test_miou"):
-        assert parallel["run"].data.metrics[name] == pytest.approx(single["run"].data.metrics[name],
-                                                                   abs=MIOU_TOLERANCE), name
+        assert parallel["run"].data.metrics[name] == pytest.approx(
+            single["run"].data.metrics[name], abs=MIOU_TOLERANCE
+        ), name
     for strategy, result in results.items():
-        print(f"{strategy}: loss {result['history']['loss']}, "
-              f"{result['run'].data.metrics['train_images_per_second']:.2f} images/s (fit incl. validation)")
+        print(
+            f"{strategy}: loss {result['history']['loss']}, "
+            f"{result['run'].data.metrics['train_images_per_second']:.2f} images/s (fit incl. validation)"
+        )
 
 
 @pytest.mark.slow

@@ -16,11 +16,12 @@ import pytest
 import tensorflow as tf
 from skimage import io as skio
 
-from conftest import TINY, compose_config
+from ssnets.common.errors import UserError
 from ssnets.data.iris import render_sample, sample_rng
-from ssnets.errors import UserError
 from ssnets.export import run_export
 from ssnets.models import build_model
+
+from conftest import TINY, compose_config
 
 SIZE = 64
 # Largest |exported - keras| class probability accepted, as the command's default check.atol.
@@ -39,9 +40,19 @@ def exported(tmp_path_factory):
     for index, image in enumerate(images):
         skio.imsave(work / "images" / f"eye{index}.png", image, check_contrast=False)
     result = subprocess.run(
-        [sys.executable, "-m", "ssnets.export", f"run={work / 'model.keras'}", "format=[savedmodel,onnx,tflite]",
-         f"output={work / 'out'}", f"check.images={work / 'images'}"],
-        cwd=work, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "ssnets.export",
+            f"run={work / 'model.keras'}",
+            "format=[savedmodel,onnx,tflite]",
+            f"output={work / 'out'}",
+            f"check.images={work / 'images'}",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     expected = model.predict_on_batch(images.astype(np.float32))
@@ -88,6 +99,8 @@ def test_tflite_reproduces_keras_in_the_interpreter(exported):
 
 
 def test_an_unknown_format_is_a_user_error(tmp_path: Path):
-    cfg = compose_config([f"run={tmp_path / 'model.keras'}", "format=[onnx,pdf]", f"output={tmp_path}"], config_name="export")
+    cfg = compose_config(
+        [f"run={tmp_path / 'model.keras'}", "format=[onnx,pdf]", f"output={tmp_path}"], config_name="export"
+    )
     with pytest.raises(UserError, match="format=pdf is not one of savedmodel, onnx, tflite"):
         run_export(cfg)

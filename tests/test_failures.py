@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import multiprocessing
 import signal
 import time
 
@@ -11,12 +10,14 @@ import keras
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from test_resume import metric_steps, start_cli, wait_for_epochs
+
+from ssnets.common.errors import UserError
+from ssnets.training.checkpoint import EpochCheckpoint, Progress, read_progress
+from ssnets.training.divergence import StopOnNonFiniteLoss, TrainingDiverged
+from ssnets.training.monitor import Monitor
 
 from conftest import TINY, run_cli
-from ssnets.checkpoint import EpochCheckpoint, Progress, read_progress
-from ssnets.divergence import StopOnNonFiniteLoss, TrainingDiverged
-from ssnets.errors import UserError
-from test_resume import metric_steps, start_cli, wait_for_epochs
 
 
 def only_run(uri: str, experiment: str):
@@ -49,7 +50,9 @@ def test_sigterm_ends_the_run_killed_keeps_the_checkpoint_and_resumes_by_run_id(
     progress = read_progress(run_dir)
     assert progress.epoch == 1 and (run_dir / "checkpoint" / progress.weights).is_file()
 
-    resumed = run_cli([*job, f"trainer.resume={run.info.run_id}", f"hydra.run.dir={tmp_path / 'resumed'}"], cwd=tmp_path)
+    resumed = run_cli(
+        [*job, f"trainer.resume={run.info.run_id}", f"hydra.run.dir={tmp_path / 'resumed'}"], cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     client, finished = only_run(uri, "term")
     assert finished.info.run_id == run.info.run_id and finished.info.status == "FINISHED"
@@ -60,8 +63,14 @@ def test_sigterm_ends_the_run_killed_keeps_the_checkpoint_and_resumes_by_run_id(
 def test_nan_loss_stops_at_once_and_fails_the_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_cli(
-        [*TINY, "trainer.epochs=3", "optimizer.lr=1e30", f"logger.tracking_uri={uri}", "logger.experiment_name=diverged",
-         f"hydra.run.dir={tmp_path / 'run'}"],
+        [
+            *TINY,
+            "trainer.epochs=3",
+            "optimizer.lr=1e30",
+            f"logger.tracking_uri={uri}",
+            "logger.experiment_name=diverged",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
         cwd=tmp_path,
     )
     output = result.stdout + result.stderr
@@ -96,7 +105,7 @@ class PoisonWeightsAtEpoch(keras.callbacks.Callback):
 
 def fit_tiny(model: keras.Model, run_dir, callbacks, epochs: int = 3) -> None:
     x, y = np.ones((8, 4), "float32"), np.ones((8, 1), "float32")
-    checkpoint = EpochCheckpoint(run_dir, Progress())
+    checkpoint = EpochCheckpoint(run_dir, Progress(), Monitor("val_loss", "min"))
     model.fit(x, y, validation_data=(x, y), batch_size=4, epochs=epochs, verbose=0, callbacks=[checkpoint, *callbacks])
 
 
@@ -124,7 +133,9 @@ def test_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path, m
         save_weights(path, *args, **kwargs)
 
     monkeypatch.setattr(model, "save_weights", fail_second_save)
-    with pytest.raises(UserError, match=r"^Cannot write .*epoch-0002.weights.h5 \(No space left on device\); free disk"):
+    with pytest.raises(
+        UserError, match=r"^Cannot write .*epoch-0002.weights.h5 \(No space left on device\); free disk"
+    ):
         fit_tiny(model, tmp_path, [])
     progress = read_progress(tmp_path)
     assert progress.epoch == 1 and progress.weights == "epoch-0001.weights.h5"
@@ -133,37 +144,12 @@ def test_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path, m
 
 def test_unreachable_tracking_server_stops_within_seconds_naming_it(tmp_path):
     start = time.monotonic()
-    result = run_cli([*TINY, "logger.tracking_uri=http://127.0.0.1:9", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    result = run_cli(
+        [*TINY, "logger.tracking_uri=http://127.0.0.1:9", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path
+    )
     seconds = time.monotonic() - start
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert "MLflow tracking server http://127.0.0.1:9 cannot be reached (ConnectionError)" in output
     assert "Traceback" not in output and "Epoch 1" not in output
     assert seconds < 90, seconds  # Python and TensorFlow start-up included; MLflow's own retries take minutes
-
-
-def write_one_run(uri: str, index: int) -> None:
-    """What ssnets.run does to the store: start a run, log params and per-epoch metrics, finish."""
-    from conftest import compose_config as compose
-    from ssnets.tracking import build_tracker
-
-    cfg = compose([*TINY, f"logger.tracking_uri={uri}", "logger.experiment_name=parallel", f"seed={index}"])
-    tracker = build_tracker(cfg.logger)
-    with tracker.start(cfg, {"writer": str(index)}):
-        tracker.log_params({"seed": index})
-        for epoch in range(3):
-            tracker.log_metrics({"loss": 1.0 / (epoch + 1)}, step=epoch)
-
-
-@pytest.mark.slow
-def test_four_parallel_writers_into_one_fresh_sqlite_store_lose_no_run(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(4) as pool:
-        pool.starmap(write_one_run, [(uri, index) for index in range(4)])
-    client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("parallel").experiment_id])
-    assert sorted(run.data.tags["writer"] for run in runs) == ["0", "1", "2", "3"]
-    for run in runs:
-        assert run.info.status == "FINISHED"
-        assert metric_steps(client, run.info.run_id, "loss") == [0, 1, 2]

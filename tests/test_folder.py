@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
-from ssnets.data.folder import MaskSpec, load_folder
-from ssnets.errors import UserError
+from ssnets.common.errors import UserError
+from ssnets.data.folder import load_folder
+from ssnets.data.types import MaskSpec
 
 BINARY = MaskSpec(num_classes=2)
 
@@ -52,7 +53,7 @@ def test_grey_rgba_and_16_bit_images_are_converted(tmp_path):
     write_pair(root, "train", "rgba", np.full((40, 30, 4), 200, np.uint8), np.zeros((40, 30), np.uint8))
     write_pair(root, "train", "deep", np.full((40, 30), 257 * 50, np.uint16), np.zeros((40, 30), np.uint8))
     train = load_folder(root, 32, 3, BINARY)["train"]
-    by_name = dict(zip(train.names, train.images))
+    by_name = dict(zip(train.names, train.images, strict=True))
     assert by_name["grey"].shape == (32, 32, 3) and by_name["grey"].max() == 100
     assert by_name["rgba"].max() == 200
     assert by_name["deep"].max() == 50

@@ -1,5 +1,7 @@
 """The synthetic iris generator: samples, masks, the cached dataset on disk, and its CLI."""
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,9 @@ import pytest
 from skimage import io as skio
 
 from ssnets.data import iris
-from ssnets.data.folder import MaskSpec
+from ssnets.data.iris import cache
+from ssnets.data.iris.__main__ import main
+from ssnets.data.types import MaskSpec
 
 SIZE = 64
 
@@ -60,13 +64,16 @@ def test_mask_pixels_lie_in_the_visible_iris_geometry():
 
 def test_some_captures_are_grey_near_infrared():
     images = [iris.render_sample(iris.sample_rng(2, 0, index), 32)[0] for index in range(50)]
-    grey = sum(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]) for image in images)
+    grey = sum(
+        np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
+        for image in images
+    )
     assert 3 <= grey <= 20
 
 
 def test_dataset_layout_names_and_mask_values(tmp_path):
     root = iris.ensure_dataset(tmp_path, SIZE, num_train=5, num_val=3, num_test=2, seed=1, workers=1)
-    assert root.parent == tmp_path and root.name.startswith("iris-") and iris.is_complete(root)
+    assert root.parent == tmp_path and root.name.startswith("iris-") and cache.is_complete(root)
     for split, count in (("train", 5), ("val", 3), ("test", 2)):
         names = [f"{index:05d}.png" for index in range(count)]
         assert sorted(p.name for p in (root / split / "img").iterdir()) == names
@@ -109,7 +116,7 @@ def test_a_complete_dataset_is_reused_untouched(tmp_path):
 
 def test_leftovers_of_an_interrupted_generation_are_replaced(tmp_path):
     counts = {"train": 3, "val": 1, "test": 0}
-    root = tmp_path / f"iris-{iris.dataset_key(SIZE, counts, 0)}"
+    root = tmp_path / f"iris-{cache.dataset_key(SIZE, counts, 0)}"
     # A killed run leaves its staging folder; a root without the completion marker is no dataset either.
     staging = tmp_path / f".{root.name}.tmp-deadbeef"
     (staging / "train" / "img").mkdir(parents=True)
@@ -117,7 +124,7 @@ def test_leftovers_of_an_interrupted_generation_are_replaced(tmp_path):
     (root / "train" / "img" / "00000.png").write_bytes(b"half a file")
 
     assert iris.ensure_dataset(tmp_path, SIZE, num_train=3, num_val=1, num_test=0, seed=0, workers=1) == root
-    assert iris.is_complete(root) and not staging.exists()
+    assert cache.is_complete(root) and not staging.exists()
     assert len(list((root / "train" / "img").iterdir())) == 3
     assert skio.imread(root / "train" / "img" / "00000.png").shape == (SIZE, SIZE, 3)
 
@@ -132,10 +139,52 @@ def test_a_failing_generation_leaves_nothing_that_looks_complete(tmp_path, monke
             raise RuntimeError("interrupted")
         return iris.render_with_geometry(rng, size)[:2]
 
-    monkeypatch.setattr(iris, "render_sample", render_then_fail)
+    monkeypatch.setattr(cache, "render_sample", render_then_fail)
     with pytest.raises(RuntimeError, match="interrupted"):
         iris.ensure_dataset(tmp_path, SIZE, num_train=4, num_val=1, num_test=0, seed=0, workers=workers)
     assert not [path for path in tmp_path.iterdir() if path.is_dir()]
+
+
+def test_the_cache_key_follows_the_generator_code_and_only_it(tmp_path, monkeypatch):
+    counts = {"train": 3, "val": 1, "test": 0}
+    key = cache.dataset_key(SIZE, counts, 0)
+    assert cache.dataset_key(SIZE, counts, 0) == key
+
+    ignore_bytecode = shutil.ignore_patterns("__pycache__")
+    unchanged = shutil.copytree(cache.PACKAGE_DIR, tmp_path / "unchanged", ignore=ignore_bytecode)
+    edited = shutil.copytree(cache.PACKAGE_DIR, tmp_path / "edited", ignore=ignore_bytecode)
+    appearance = edited / "appearance.py"
+    source = appearance.read_text()
+    assert source.count("NIR_FRACTION = 0.2\n") == 1
+    appearance.write_text(source.replace("NIR_FRACTION = 0.2\n", "NIR_FRACTION = 0.25\n"))
+
+    digest_of = cache.code_digest
+    monkeypatch.setattr(cache, "code_digest", lambda: digest_of(unchanged))
+    assert cache.dataset_key(SIZE, counts, 0) == key
+    monkeypatch.setattr(cache, "code_digest", lambda: digest_of(edited))
+    assert cache.dataset_key(SIZE, counts, 0) != key
+
+
+def test_a_newer_library_is_another_dataset(monkeypatch):
+    counts = {"train": 3, "val": 1, "test": 0}
+    key = cache.dataset_key(SIZE, counts, 0)
+    versions = cache.library_versions()
+    assert set(versions) == {"numpy", "scipy", "scikit-image", "imageio"}
+    monkeypatch.setattr(cache, "library_versions", lambda: {**versions, "scipy": "999.0"})
+    assert cache.dataset_key(SIZE, counts, 0) != key
+
+
+def test_the_dataset_records_its_identity(tmp_path):
+    root = iris.ensure_dataset(tmp_path, SIZE, num_train=1, num_val=1, num_test=0, seed=0, workers=1)
+    identity = json.loads((root / "dataset.json").read_text())
+    assert identity == {
+        "image_size": SIZE,
+        "counts": {"train": 1, "val": 1, "test": 0},
+        "seed": 0,
+        "code_digest": cache.code_digest(),
+        "libraries": cache.library_versions(),
+    }
+    assert "generator_version" not in identity
 
 
 def test_loader_reads_the_dataset_through_the_folder_source(tmp_path):
@@ -147,11 +196,9 @@ def test_loader_reads_the_dataset_through_the_folder_source(tmp_path):
 
 def test_cli_writes_the_dataset_and_a_preview(tmp_path):
     out, preview = tmp_path / "data", tmp_path / "preview.png"
-    iris.main(
-        ["--out", str(out), "--image-size", "32", "--num-train", "4", "--num-val", "2", "--num-test", "1",
-         "--workers", "1", "--preview", str(preview), "--preview-count", "4"]
-    )
-    assert iris.is_complete(out)
+    sizes = ["--image-size", "32", "--num-train", "4", "--num-val", "2", "--num-test", "1", "--workers", "1"]
+    main(["--out", str(out), *sizes, "--preview", str(preview), "--preview-count", "4"])
+    assert cache.is_complete(out)
     assert sorted(p.name for p in (out / "val" / "mask").iterdir()) == ["00000.png", "00001.png"]
     grid = skio.imread(preview)
     # Four samples, each as image | overlay, two pairs per row.
@@ -161,5 +208,5 @@ def test_cli_writes_the_dataset_and_a_preview(tmp_path):
 def test_cli_refuses_to_write_into_a_folder_with_files(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(SystemExit):
-        iris.main(["--out", str(tmp_path), "--image-size", "32", "--num-train", "1", "--num-val", "1"])
+        main(["--out", str(tmp_path), "--image-size", "32", "--num-train", "1", "--num-val", "1"])
     assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import compose_config
-from ssnets.errors import UserError
-from ssnets.losses import (
+from ssnets.common.errors import UserError
+from ssnets.task.losses import (
     CrossEntropy,
     CrossEntropyDiceLoss,
     DiceLoss,
@@ -21,6 +20,8 @@ from ssnets.losses import (
     inverse_frequency_weights,
     resolve_class_weights,
 )
+
+from conftest import compose_config
 
 # One 2x2 image, 2 classes, the last pixel void (255):
 #   truth  0 1      p(class 1)  0.2 0.6
@@ -134,10 +135,16 @@ def test_losses_round_trip_through_keras_serialization(loss_class):
     assert value(restored) == pytest.approx(value(loss))
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("ce", CrossEntropy), ("focal", FocalLoss), ("dice", DiceLoss), ("ce_dice", CrossEntropyDiceLoss),
-    ("lovasz", LovaszSoftmaxLoss),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("ce", CrossEntropy),
+        ("focal", FocalLoss),
+        ("dice", DiceLoss),
+        ("ce_dice", CrossEntropyDiceLoss),
+        ("lovasz", LovaszSoftmaxLoss),
+    ],
+)
 def test_each_loss_config_builds_its_loss(name, expected):
     cfg = compose_config([f"loss={name}", "data.ignore_index=255"])
     loss = build_loss(cfg.loss, cfg.data.ignore_index, [1.0, 2.0])
@@ -156,10 +163,13 @@ def test_listed_class_weights_are_used_as_given():
     assert resolve_class_weights(cfg.loss, cfg.data, np.zeros((1, 2, 2))) == [1.0, 4.5]
 
 
-@pytest.mark.parametrize("weights, match", [
-    ("[1,2,3]", r"loss.class_weights has 3 values but data.num_classes is 2"),
-    ("balanced", r"loss.class_weights=balanced is neither a list nor auto"),
-])
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ("[1,2,3]", r"loss.class_weights has 3 values but data.num_classes is 2"),
+        ("balanced", r"loss.class_weights=balanced is neither a list nor auto"),
+    ],
+)
 def test_bad_class_weights_are_user_errors(weights, match):
     cfg = compose_config([f"loss.class_weights={weights}"])
     with pytest.raises(UserError, match=match):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ssnets.metrics import confusion_matrix, segmentation_metrics
+from ssnets.task.metrics import confusion_matrix, segmentation_metrics
 
 # 2x4 image: truth vs prediction
 #   truth  0 0 1 1     pred  0 1 1 1
@@ -84,7 +84,7 @@ def test_dice_of_a_class_absent_everywhere_is_nan_and_left_out():
 
 
 def test_keras_mean_dice_matches_the_confusion_matrix_one():
-    from ssnets.metrics import MeanDice
+    from ssnets.task.metrics import MeanDice
 
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 3, size=(4, 8, 8))

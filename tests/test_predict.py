@@ -17,13 +17,15 @@ from mlflow.tracking import MlflowClient
 from skimage import io as skio
 from skimage.transform import resize
 
-from conftest import TINY, compose_config, run_cli
-from ssnets.artifacts import load_model
-from ssnets.data.folder import MaskSpec, mask_to_labels
+from ssnets.common.errors import UserError
+from ssnets.data.images import mask_to_labels
 from ssnets.data.iris import render_sample, sample_rng
-from ssnets.errors import UserError
-from ssnets.metrics import confusion_matrix, segmentation_metrics
+from ssnets.data.types import MaskSpec
 from ssnets.predict import run_prediction
+from ssnets.task.metrics import confusion_matrix, segmentation_metrics
+from ssnets.tracking.artifacts import load_model
+
+from conftest import TINY, compose_config, run_cli
 
 # (height, width) of the new images; the first is the model's own input size, the last is stored grey.
 SIZES = [(64, 64), (100, 80), (48, 48), (97, 130), (75, 75)]
@@ -42,8 +44,14 @@ def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp("trained")
     uri = f"sqlite:///{work / 'mlflow.db'}"
     result = run_cli(
-        [*TINY, "model=mobilenet_unet", "augmentation=none", f"logger.tracking_uri={uri}",
-         "logger.experiment_name=predict", f"hydra.run.dir={work / 'run'}"],
+        [
+            *TINY,
+            "model=mobilenet_unet",
+            "augmentation=none",
+            f"logger.tracking_uri={uri}",
+            "logger.experiment_name=predict",
+            f"hydra.run.dir={work / 'run'}",
+        ],
         cwd=work,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -74,8 +82,14 @@ def prediction(trained, new_images, tmp_path_factory):
     """predict from the MLflow run id, in batches of 2, with probabilities."""
     output = tmp_path_factory.mktemp("prediction") / "out"
     result = predict_cli(
-        [f"run={trained.run_id}", f"tracking_uri={trained.uri}", f"input={new_images}", f"output={output}",
-         "probabilities=true", "batch_size=2"],
+        [
+            f"run={trained.run_id}",
+            f"tracking_uri={trained.uri}",
+            f"input={new_images}",
+            f"output={output}",
+            "probabilities=true",
+            "batch_size=2",
+        ],
         cwd=trained.work,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -146,7 +160,9 @@ def test_a_missing_input_is_a_user_error(tmp_path):
 
 
 def test_an_unknown_run_is_one_line_without_traceback(new_images, tmp_path):
-    result = predict_cli([f"run={tmp_path / 'no_such_run'}", f"input={new_images}", f"output={tmp_path / 'out'}"], tmp_path)
+    result = predict_cli(
+        [f"run={tmp_path / 'no_such_run'}", f"input={new_images}", f"output={tmp_path / 'out'}"], tmp_path
+    )
     assert result.returncode == 1
     output = result.stdout + result.stderr
     assert "no_such_run is neither an MLflow run id" in output

@@ -1,6 +1,6 @@
 """Training recipe options end to end: losses, class weights, LR schedulers, early stopping, val_fraction.
 
-Five tiny runs through `run.train` (what `python -m ssnets.run` calls), each
+Five tiny runs through `training.job.train` (what `python -m ssnets.run` calls), each
 pairing one loss with one scheduler, log into one temporary MLflow store;
 together they take a few minutes, so the tests that read them are marked slow.
 """
@@ -14,27 +14,46 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, compose_config
-from ssnets.callbacks import recipe_callbacks
+from ssnets.common.errors import UserError
 from ssnets.data import load_splits
-from ssnets.data.folder import Split
 from ssnets.data.pipeline import make_dataset
 from ssnets.data.splitting import hold_out_validation
-from ssnets.errors import UserError
-from ssnets.training import evaluate
+from ssnets.data.types import Split
+from ssnets.training.callbacks import build_callbacks
+from ssnets.training.evaluate import evaluate
+from ssnets.training.job import train
+
+from conftest import TINY, compose_config
 
 BASE = [*TINY, "augmentation=none", "logger.log_model=false", "logger.experiment_name=recipe"]
 NO_VAL = ["data.num_val=0", "trainer.val_fraction=0.25"]
 RUNS = {
     "ce_auto_constant": ["loss=ce", "loss.class_weights=auto", "scheduler=constant", "trainer.epochs=2", *NO_VAL],
     "dice_cosine": ["loss=dice", "scheduler=cosine", "scheduler.warmup_epochs=1", "trainer.epochs=3"],
-    "focal_step": ["loss=focal", "loss.gamma=1.5", "scheduler=step", "scheduler.step_epochs=1", "scheduler.gamma=0.5",
-                   "trainer.epochs=2"],
+    "focal_step": [
+        "loss=focal",
+        "loss.gamma=1.5",
+        "scheduler=step",
+        "scheduler.step_epochs=1",
+        "scheduler.gamma=0.5",
+        "trainer.epochs=2",
+    ],
     # min_delta=1: no epoch after the first can count as a val_miou gain, so the plateau is certain.
-    "ce_dice_plateau": ["loss=ce_dice", "scheduler=plateau", "scheduler.patience=1", "scheduler.min_delta=1.0",
-                        "trainer.epochs=3"],
-    "lovasz_early_stop": ["loss=lovasz", "loss.class_weights=[1,4]", "scheduler=constant", "trainer.epochs=4",
-                          "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1.0"],
+    "ce_dice_plateau": [
+        "loss=ce_dice",
+        "scheduler=plateau",
+        "scheduler.patience=1",
+        "scheduler.min_delta=1.0",
+        "trainer.epochs=3",
+    ],
+    "lovasz_early_stop": [
+        "loss=lovasz",
+        "loss.class_weights=[1,4]",
+        "scheduler=constant",
+        "trainer.epochs=4",
+        "trainer.early_stopping.patience=1",
+        "trainer.early_stopping.min_delta=1.0",
+    ],
 }
 LR = 1e-3  # the default run's optimizer.lr (experiments/iris_cpu.yaml)
 EXPECTED_LEARNING_RATES = {
@@ -47,11 +66,11 @@ EXPECTED_LEARNING_RATES = {
     "lovasz_early_stop": [LR, LR],
 }
 TARGETS = {
-    "ce_auto_constant": ("ssnets.losses.CrossEntropy", "ssnets.callbacks.constant_schedule"),
-    "dice_cosine": ("ssnets.losses.DiceLoss", "ssnets.callbacks.cosine_schedule"),
-    "focal_step": ("ssnets.losses.FocalLoss", "ssnets.callbacks.step_schedule"),
-    "ce_dice_plateau": ("ssnets.losses.CrossEntropyDiceLoss", "keras.callbacks.ReduceLROnPlateau"),
-    "lovasz_early_stop": ("ssnets.losses.LovaszSoftmaxLoss", "ssnets.callbacks.constant_schedule"),
+    "ce_auto_constant": ("ssnets.task.losses.CrossEntropy", "ssnets.training.schedules.constant_schedule"),
+    "dice_cosine": ("ssnets.task.losses.DiceLoss", "ssnets.training.schedules.cosine_schedule"),
+    "focal_step": ("ssnets.task.losses.FocalLoss", "ssnets.training.schedules.step_schedule"),
+    "ce_dice_plateau": ("ssnets.task.losses.CrossEntropyDiceLoss", "keras.callbacks.ReduceLROnPlateau"),
+    "lovasz_early_stop": ("ssnets.task.losses.LovaszSoftmaxLoss", "ssnets.training.schedules.constant_schedule"),
 }
 
 
@@ -62,13 +81,11 @@ def config(name: str, tracking_uri: str):
 @pytest.fixture(scope="module")
 def recipe_runs(tmp_path_factory):
     """{name: (config, run dir, MLflow run)} for every entry of RUNS, trained in this process."""
-    from ssnets import run
-
     work = tmp_path_factory.mktemp("recipe")
     uri = f"sqlite:///{work / 'mlflow.db'}"
     for name in RUNS:
         (work / name).mkdir()
-        run.train(config(name, uri), work / name)
+        train(config(name, uri), work / name)
     client = MlflowClient(uri)
     runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("recipe").experiment_id])}
     assert set(runs) == set(RUNS)
@@ -156,8 +173,9 @@ def test_held_out_samples_keep_their_image_mask_and_name():
     images = np.broadcast_to(np.arange(count, dtype=np.uint8)[:, None, None, None], (count, 2, 2, 3)).copy()
     masks = np.broadcast_to((np.arange(count) % 2).astype(np.uint8)[:, None, None], (count, 2, 2)).copy()
     test = Split(images[:1], masks[:1], ("t0",))
-    splits = hold_out_validation({"train": Split(images, masks, tuple(f"s{i}" for i in range(count))), "test": test},
-                                 0.3, seed=1)
+    splits = hold_out_validation(
+        {"train": Split(images, masks, tuple(f"s{i}" for i in range(count))), "test": test}, 0.3, seed=1
+    )
     assert (len(splits["train"]), len(splits["val"])) == (7, 3) and splits["test"] is test
     for split in (splits["train"], splits["val"]):
         ids = [int(name[1:]) for name in split.names]
@@ -166,39 +184,63 @@ def test_held_out_samples_keep_their_image_mask_and_name():
         np.testing.assert_array_equal(split.masks[:, 0, 0], np.array(ids) % 2)
 
 
-@pytest.mark.parametrize("overrides, fraction, match", [
-    (NO_VAL[:1], None, r"val is missing"),
-    ([], 0.25, r"already has a val split \(8 images\)"),
-    (NO_VAL[:1], 0.01, r"val_fraction=0.01 of 16 training images leaves no validation"),
-])
+@pytest.mark.parametrize(
+    "overrides, fraction, match",
+    [
+        (NO_VAL[:1], None, r"val is missing"),
+        ([], 0.25, r"already has a val split \(8 images\)"),
+        (NO_VAL[:1], 0.01, r"val_fraction=0.01 of 16 training images leaves no validation"),
+    ],
+)
 def test_val_split_problems_are_user_errors(overrides, fraction, match):
     cfg = compose_config([*TINY, *overrides])
     with pytest.raises(UserError, match=match):
         load_splits(cfg.data, fraction, seed=0)
 
 
+def callbacks_of(overrides: list[str], history=None) -> list[keras.callbacks.Callback]:
+    return build_callbacks(compose_config(overrides).callbacks, history)
+
+
 def test_recipe_callbacks_follow_the_config():
-    default = recipe_callbacks(compose_config([]))
+    default = callbacks_of([])
     assert [type(c) for c in default] == [keras.callbacks.LearningRateScheduler]
-    callbacks = recipe_callbacks(compose_config(["scheduler=plateau", "trainer.early_stopping.patience=5"]))
-    plateau, stopping = callbacks
-    assert isinstance(plateau, keras.callbacks.ReduceLROnPlateau) and (plateau.monitor, plateau.mode) == ("val_miou", "max")
+    plateau, stopping = callbacks_of(["scheduler=plateau", "trainer.early_stopping.patience=5"])
+    assert isinstance(plateau, keras.callbacks.ReduceLROnPlateau)
+    assert (plateau.monitor, plateau.mode) == ("val_miou", "max")
     assert isinstance(stopping, keras.callbacks.EarlyStopping)
     assert (stopping.monitor, stopping.mode, stopping.patience) == ("val_miou", "max", 5)
     # restoring belongs to trainer.restore_best (training.fit reloads best.keras)
     assert stopping.restore_best_weights is False
 
 
+def test_one_trainer_monitor_drives_plateau_and_early_stopping():
+    monitor = ["trainer.monitor.name=val_loss", "trainer.monitor.mode=min"]
+    plateau, stopping = callbacks_of(["scheduler=plateau", "trainer.early_stopping.patience=2", *monitor])
+    assert (plateau.monitor, plateau.mode) == ("val_loss", "min")
+    assert (stopping.monitor, stopping.mode) == ("val_loss", "min")
+
+
+def test_callbacks_are_composed_from_config_entries():
+    added = callbacks_of(
+        ["+callbacks.epochs_csv._target_=keras.callbacks.CSVLogger", "+callbacks.epochs_csv.filename=e.csv"]
+    )
+    assert [type(c) for c in added] == [keras.callbacks.LearningRateScheduler, keras.callbacks.CSVLogger]
+    assert added[1].filename == "e.csv"
+    assert callbacks_of(["callbacks=none", "trainer.early_stopping.patience=5"]) == []
+    assert callbacks_of(["callbacks.lr_schedule=null"]) == []
+
+
 def test_early_stopping_of_a_resumed_run_counts_on_from_its_earlier_epochs():
-    cfg = compose_config(["trainer.early_stopping.patience=2"])
+    overrides = ["trainer.early_stopping.patience=2"]
     # best 0.6 at epoch 1, one epoch (0.55) waited since
-    stopping = recipe_callbacks(cfg, previous_scores=[0.5, 0.6, 0.55])[-1]
+    stopping = callbacks_of(overrides, history={"val_miou": [0.5, 0.6, 0.55], "loss": [3.0, 2.0, 1.0]})[-1]
     stopping.set_model(keras.Sequential())
     stopping.on_train_begin()
     assert (stopping.best, stopping.wait) == (0.6, 1)
     stopping.on_epoch_end(3, {"val_miou": 0.58})
     assert stopping.model.stop_training
-    fresh = recipe_callbacks(cfg)[-1]
+    fresh = callbacks_of(overrides)[-1]
     fresh.set_model(keras.Sequential())
     fresh.on_train_begin()
     fresh.on_epoch_end(0, {"val_miou": 0.58})
@@ -206,7 +248,7 @@ def test_early_stopping_of_a_resumed_run_counts_on_from_its_earlier_epochs():
 
 
 def test_cosine_schedule_without_warm_up_by_hand():
-    scheduler = recipe_callbacks(compose_config(["scheduler=cosine", "trainer.epochs=4", "scheduler.min_lr=1e-5"]))[0]
+    scheduler = callbacks_of(["scheduler=cosine", "trainer.epochs=4", "scheduler.min_lr=1e-5"])[0]
     rates = [scheduler.schedule(epoch) for epoch in range(4)]
     expected = [1e-5 + (LR - 1e-5) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
     assert rates == pytest.approx(expected)

@@ -12,18 +12,21 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ssnets.common.errors import UserError
+from ssnets.tracking.base import build_tracker
+from ssnets.training import resume
+from ssnets.training.checkpoint import Progress, read_progress, state_path
+
 from conftest import TINY, compose_config, run_cli
-from ssnets import resume
-from ssnets.checkpoint import Progress, read_progress, state_path
-from ssnets.errors import UserError
-from ssnets.tracking import build_tracker
 
 EPOCHS = 3
 
 
 def start_cli(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "ssnets.run", *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "ssnets.run", *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def wait_for_epochs(process: subprocess.Popen, run_dir: Path, epochs: int, log: Path, timeout: float = 400) -> None:
@@ -113,11 +116,18 @@ def test_auto_skips_finished_jobs_continues_unfinished_and_starts_new_ones(tmp_p
         cfg = config(f"seed={seed}", "trainer.resume=auto")
         return resume.resolve(cfg, tmp_path / f"new{seed}", build_tracker(cfg.logger))
 
-    assert resolve(1).finished_run.info.run_id == finished
+    done = resolve(1)
+    assert (done.state, done.run_dir) == (resume.JobState.FINISHED, tmp_path / "a")
+    assert done.finished_metrics == client.get_run(finished).data.metrics
     continued = resolve(2)
-    assert (continued.run_id, continued.run_dir, continued.progress.epoch) == (killed, tmp_path / "b", 1)
+    assert (continued.state, continued.run_id, continued.run_dir, continued.progress.epoch) == (
+        resume.JobState.CONTINUING,
+        killed,
+        tmp_path / "b",
+        1,
+    )
     fresh = resolve(3)
-    assert fresh.run_id is None and fresh.finished_run is None and fresh.run_dir == tmp_path / "new3"
+    assert (fresh.state, fresh.run_id, fresh.run_dir) == (resume.JobState.NEW, None, tmp_path / "new3")
 
 
 def test_resume_by_run_id_finds_the_run_directory(tmp_path, store):
@@ -125,7 +135,12 @@ def test_resume_by_run_id_finds_the_run_directory(tmp_path, store):
     killed = fake_run(client, experiment_id, config(), tmp_path / "b", "KILLED", 2)
     cfg = config(f"trainer.resume={killed}")
     job = resume.resolve(cfg, tmp_path / "new", build_tracker(cfg.logger))
-    assert (job.run_id, job.run_dir, job.progress.epoch, job.resumed) == (killed, tmp_path / "b", 2, True)
+    assert (job.state, job.run_id, job.run_dir, job.progress.epoch) == (
+        resume.JobState.CONTINUING,
+        killed,
+        tmp_path / "b",
+        2,
+    )
 
 
 def test_resume_with_other_overrides_names_what_changed(tmp_path, store):

@@ -8,12 +8,15 @@ import keras
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY, compose_config, run_cli
-from ssnets.artifacts import load_model
 from ssnets.data import load_splits
 from ssnets.data.pipeline import make_dataset
-from ssnets.metrics import confusion_matrix, segmentation_metrics
-from ssnets.training import build_optimizer, predict_labels
+from ssnets.task.metrics import confusion_matrix, segmentation_metrics
+from ssnets.tracking.artifacts import load_model
+from ssnets.training import job
+from ssnets.training.evaluate import predict_labels
+from ssnets.training.fit import build_optimizer
+
+from conftest import TINY, compose_config, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +25,13 @@ def cli_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("cli")
     uri = f"sqlite:///{work / 'mlflow.db'}"
     result = run_cli(
-        [*TINY, "trainer.epochs=2", f"logger.tracking_uri={uri}", "logger.experiment_name=e2e", f"hydra.run.dir={work / 'run'}"],
+        [
+            *TINY,
+            "trainer.epochs=2",
+            f"logger.tracking_uri={uri}",
+            "logger.experiment_name=e2e",
+            f"hydra.run.dir={work / 'run'}",
+        ],
         cwd=work,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -41,7 +50,7 @@ def test_one_finished_run_with_config_params_and_counts(cli_run):
     assert params["model.conv_type"] == "ds"
     # the default run's recipe (experiments/iris_cpu.yaml) over the optimizer group's own 1e-4
     assert float(params["optimizer.lr"]) == pytest.approx(1e-3)
-    assert params["scheduler._target_"] == "ssnets.callbacks.cosine_schedule"
+    assert params["scheduler._target_"] == "ssnets.training.schedules.cosine_schedule"
     assert params["data.image_size"] == "64"
     assert int(params["total_params"]) > int(params["trainable_params"]) > 1_000_000
     assert {"backend", "device", "git_commit"} <= set(run.data.tags)
@@ -51,8 +60,16 @@ def test_metrics_per_epoch_and_final(cli_run):
     _, client, runs, _ = cli_run
     run = runs[0]
     metrics = run.data.metrics
-    for name in ("val_miou", "val_e1", "val_pixel_accuracy", "val_iou_background", "val_iou_iris",
-                 "test_miou", "test_e1", "train_seconds"):
+    for name in (
+        "val_miou",
+        "val_e1",
+        "val_pixel_accuracy",
+        "val_iou_background",
+        "val_iou_iris",
+        "test_miou",
+        "test_e1",
+        "train_seconds",
+    ):
         assert name in metrics, name
     assert metrics["val_e1"] == pytest.approx(1 - metrics["val_pixel_accuracy"])
     for name in ("loss", "val_loss"):
@@ -66,9 +83,7 @@ def test_artifacts_and_checkpoint(cli_run):
     names = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"config.yaml", "predictions.png", "model_summary.txt"} <= names
     assert (work / "run" / "best.keras").exists()
-    assert runs[0].outputs.model_outputs or client.search_logged_models(
-        experiment_ids=[runs[0].info.experiment_id]
-    )
+    assert runs[0].outputs.model_outputs or client.search_logged_models(experiment_ids=[runs[0].info.experiment_id])
 
 
 def test_final_metrics_are_those_of_the_saved_best_model(cli_run):
@@ -91,8 +106,15 @@ def test_summary_printed(cli_run):
 
 def test_command_line_overrides_compose():
     cfg = compose_config(
-        ["model=fcn8", "data.image_size=128", "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=1e-2",
-         "augmentation=none", "seed=7"]
+        [
+            "model=fcn8",
+            "data.image_size=128",
+            "trainer.epochs=3",
+            "optimizer=sgd",
+            "optimizer.lr=1e-2",
+            "augmentation=none",
+            "seed=7",
+        ]
     )
     assert cfg.model.name == "fcn8" and cfg.model.conv_type == "conv"
     assert cfg.data.image_size == 128 and cfg.trainer.epochs == 3 and cfg.seed == 7
@@ -103,34 +125,32 @@ def test_command_line_overrides_compose():
 
 
 def test_failing_run_is_marked_failed(tmp_path, tracking_uri, monkeypatch):
-    from ssnets import run, training
-
     def broken_fit(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(training, "fit", broken_fit)
+    monkeypatch.setattr(job, "fit", broken_fit)
     cfg = compose_config([*TINY, f"logger.tracking_uri={tracking_uri}", "logger.experiment_name=fail"])
     with pytest.raises(RuntimeError, match="boom"):
-        run.train(cfg, tmp_path)
+        job.train(cfg, tmp_path)
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("fail").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
 def test_logger_none_trains_without_a_store(tmp_path, monkeypatch):
-    from ssnets import run
-
     monkeypatch.chdir(tmp_path)
     cfg = compose_config([*TINY, "logger=none", "augmentation=none"])
-    metrics = run.train(cfg, tmp_path)
+    metrics = job.train(cfg, tmp_path)
     assert 0.0 <= metrics["val_miou"] <= 1.0
     assert not (tmp_path / "mlflow.db").exists()
     assert (tmp_path / "best.keras").exists()
 
 
 def test_user_error_is_one_sentence_without_traceback(tmp_path):
-    result = run_cli(["data=folder", f"data.root={tmp_path / 'missing'}", "logger=none",
-                      f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    result = run_cli(
+        ["data=folder", f"data.root={tmp_path / 'missing'}", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "missing does not exist" in output
@@ -150,8 +170,14 @@ def test_logged_model_serves_from_a_fresh_process(cli_run):
         "probabilities = np.asarray(model.predict(np.zeros((2, 64, 64, 3), np.float32)))\n"
         "print(json.dumps({'shape': probabilities.shape, 'sum': float(probabilities.sum(-1).mean())}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["shape"] == [2, 64, 64, 2]
@@ -160,10 +186,10 @@ def test_logged_model_serves_from_a_fresh_process(cli_run):
 
 def test_number_like_experiment_and_run_names_are_names(tracking_uri):
     """The command line turns logger.experiment_name=nan into a float and run_name=2024 into an int."""
-    from ssnets.tracking import build_tracker
+    from ssnets.tracking.base import build_tracker
 
     cfg = compose_config([f"logger.tracking_uri={tracking_uri}", "logger.experiment_name=nan", "logger.run_name=2024"])
-    with build_tracker(cfg.logger).start(cfg, tags={}) as tracker:
+    with build_tracker(cfg.logger).start(tags={}) as tracker:
         run_id = tracker.run_id
     client = MlflowClient(tracking_uri)
     run = client.get_run(run_id)

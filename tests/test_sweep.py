@@ -13,8 +13,10 @@ from hydra.types import RunMode
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
+from ssnets.tracking import sweep
+from ssnets.training import device_share
+
 from conftest import CONF_DIR, TINY, compose_config, run_cli
-from ssnets import sweep
 
 # Job process start-up (TensorFlow import) is most of a smoke job; the model is kept small.
 SMOKE = ["experiment=smoke", "model=mobilenet_unet", "logger.log_model=false"]
@@ -46,8 +48,15 @@ def grid_sweep(tmp_path_factory):
     work = tmp_path_factory.mktemp("grid")
     sweep_dir = work / "sweep"
     result = run_cli(
-        ["-m", *SMOKE, "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
-         "model.alpha=0.35,1.0", "model.conv_type=conv,ds", f"hydra.sweep.dir={sweep_dir}"],
+        [
+            "-m",
+            *SMOKE,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=4",
+            "model.alpha=0.35,1.0",
+            "model.conv_type=conv,ds",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
         cwd=work,
         env=WITHOUT_TRACKING_ENV,
     )
@@ -118,11 +127,11 @@ def test_optuna_search_maximises_the_returned_val_miou(tmp_path, tracking_uri):
 
 def write_like_a_job(tracking_uri: str, job: int, start) -> str:
     """What a training job writes, through ssnets' tracker, starting when every writer is ready."""
-    from ssnets.tracking import MlflowTracker
+    from ssnets.tracking.mlflow_tracker import MlflowTracker
 
     tracker = MlflowTracker(tracking_uri, "parallel", run_name=None, log_model=False)
     start.wait()
-    with tracker.start(OmegaConf.create({}), {"job": str(job)}):
+    with tracker.start({"job": str(job)}):
         tracker.log_params({f"param_{index}": index for index in range(50)})
         for epoch in range(10):
             tracker.log_metrics({"loss": 1 / (epoch + 1), "val_miou": epoch / 10}, step=epoch)
@@ -162,26 +171,26 @@ def multirun_job():
 def test_parallel_jobs_are_pinned_to_their_own_gpu(multirun_job, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
     multirun_job(num=3, n_jobs=2)
-    sweep.configure_job()
+    device_share.configure_job()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
     # A worker process that ran a job before keeps its GPU: CUDA reads the variable once.
     multirun_job(num=4, n_jobs=2)
-    sweep.configure_job()
+    device_share.configure_job()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
 
 
 def test_sequential_jobs_keep_every_gpu(multirun_job, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
     multirun_job(num=3, n_jobs=1)
-    sweep.configure_job()
+    device_share.configure_job()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5"
 
 
 def test_cpu_threads_per_job():
-    assert sweep.cpu_threads_per_job(OmegaConf.create({"n_jobs": 1})) is None
+    assert device_share.cpu_threads_per_job(OmegaConf.create({"n_jobs": 1})) is None
     cpus = len(os.sched_getaffinity(0))
-    assert sweep.cpu_threads_per_job(OmegaConf.create({"n_jobs": 2})) == max(1, cpus // 2)
-    assert sweep.cpu_threads_per_job(OmegaConf.create({"cpus_per_task": 6, "tasks_per_node": 1})) == 6
+    assert device_share.cpu_threads_per_job(OmegaConf.create({"n_jobs": 2})) == max(1, cpus // 2)
+    assert device_share.cpu_threads_per_job(OmegaConf.create({"cpus_per_task": 6, "tasks_per_node": 1})) == 6
 
 
 def test_experiments_compose():
@@ -192,13 +201,23 @@ def test_experiments_compose():
 
     default, plain = compose_config([]), compose_config(["~experiment"])
     assert (default.optimizer.lr, default.scheduler._target_, default.data.batch_size, default.trainer.epochs) == (
-        1e-3, "ssnets.callbacks.cosine_schedule", 8, 7)
+        1e-3,
+        "ssnets.training.schedules.cosine_schedule",
+        8,
+        7,
+    )
     assert (plain.optimizer.lr, plain.scheduler._target_, plain.data.batch_size, plain.trainer.epochs) == (
-        1e-4, "ssnets.callbacks.constant_schedule", 16, 10)
+        1e-4,
+        "ssnets.training.schedules.constant_schedule",
+        16,
+        10,
+    )
     assert compose_config(["optimizer.lr=1e-2", "scheduler=constant"]).optimizer.lr == 1e-2
 
-    l2 = {name: compose_config(["experiment=iris_tutorial", f"model={name}"]).trainer.l2
-          for name in ("fcn8", "fast_fcn8", "mobilenet_unet")}
+    l2 = {
+        name: compose_config(["experiment=iris_tutorial", f"model={name}"]).trainer.l2
+        for name in ("fcn8", "fast_fcn8", "mobilenet_unet")
+    }
     assert l2 == {"fcn8": 2e-5, "fast_fcn8": 2.5e-4, "mobilenet_unet": 2.5e-4}
     tutorial = compose_config(["experiment=iris_tutorial"], return_hydra_config=True)
     assert (tutorial.data.image_size, tutorial.data.batch_size, tutorial.trainer.epochs) == (224, 16, 130)

@@ -13,8 +13,10 @@ import requests
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from ssnets.tracking.base import build_tracker
+from ssnets.tracking.mlflow_tracker import MlflowTracker
+
 from conftest import run_cli
-from ssnets.tracking import MlflowTracker, build_tracker
 
 SERVER_START_SECONDS = 120
 # Job start-up (TensorFlow import) is most of a smoke job; the model is kept small.
@@ -35,9 +37,22 @@ def server(tmp_path_factory):
     uri = f"http://127.0.0.1:{port}"
     log_file = open(root / "server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
@@ -67,8 +82,17 @@ def finished_runs(uri: str, experiment: str):
 def test_parallel_sweep_records_every_run_on_the_server(server, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(
-        ["-m", *SMOKE, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.conv_type=conv,ds", "seed=1,2",
-         f"logger.tracking_uri={server}", "logger.experiment_name=shared", f"hydra.sweep.dir={sweep_dir}"],
+        [
+            "-m",
+            *SMOKE,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "model.conv_type=conv,ds",
+            "seed=1,2",
+            f"logger.tracking_uri={server}",
+            "logger.experiment_name=shared",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
         cwd=tmp_path,
         env={"MLFLOW_TRACKING_URI": ""},
     )
@@ -76,7 +100,10 @@ def test_parallel_sweep_records_every_run_on_the_server(server, tmp_path):
     runs = finished_runs(server, "shared")
     assert len(runs) == 4
     assert {(run.data.params["model.conv_type"], run.data.params["seed"]) for run in runs} == {
-        ("conv", "1"), ("conv", "2"), ("ds", "1"), ("ds", "2")
+        ("conv", "1"),
+        ("conv", "2"),
+        ("ds", "1"),
+        ("ds", "2"),
     }
     client = MlflowClient(server)
     for run in runs:
@@ -86,15 +113,22 @@ def test_parallel_sweep_records_every_run_on_the_server(server, tmp_path):
 
 
 def test_mlflow_tracking_uri_is_honoured_when_logger_tracking_uri_is_null(server, monkeypatch):
-    # A URI set in this process by an earlier test would win over the environment (and set_tracking_uri(None) clears both).
+    # A URI set in this process by an earlier test would win over the environment
+    # (and set_tracking_uri(None) clears both).
     mlflow.set_tracking_uri(None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     logger = OmegaConf.create(
-        {"name": "mlflow", "tracking_uri": None, "experiment_name": "from_env", "run_name": None, "log_model": False}
+        {
+            "_target_": "ssnets.tracking.mlflow_tracker.MlflowTracker",
+            "tracking_uri": None,
+            "experiment_name": "from_env",
+            "run_name": None,
+            "log_model": False,
+        }
     )
     tracker = build_tracker(logger)
     assert isinstance(tracker, MlflowTracker)
-    with tracker.start(OmegaConf.create({}), {"job": "env"}):
+    with tracker.start({"job": "env"}):
         tracker.log_metrics({"val_miou": 0.5}, step=0)
     assert mlflow.get_tracking_uri() == server
     runs = finished_runs(server, "from_env")

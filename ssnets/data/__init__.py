@@ -12,9 +12,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ssnets.data.folder import MaskSpec, Split
+from ssnets.common.errors import UserError
 from ssnets.data.splitting import hold_out_validation
-from ssnets.errors import UserError
+from ssnets.data.types import MaskSpec, Split
 
 
 def load_splits(data_cfg: DictConfig, val_fraction: float | None = None, seed: int = 0) -> dict[str, Split]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ssnets.common.errors import UserError
 from ssnets.data.folder import Split
-from ssnets.errors import UserError
 
 
 def hold_out_validation(splits: dict[str, Split], fraction: float, seed: int) -> dict[str, Split]:

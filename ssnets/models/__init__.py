@@ -8,11 +8,11 @@ pixels (float32, 0..255) and returns float32 softmax probabilities.
 from __future__ import annotations
 
 import hydra
-from hydra.errors import InstantiationException
 import keras
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from ssnets.models.layers import MIN_INPUT_MULTIPLE
+from ssnets.models.layers import MIN_INPUT_MULTIPLE, walk_layers
 
 __all__ = ["MIN_INPUT_MULTIPLE", "build_model"]
 
@@ -26,10 +26,10 @@ def build_model(
 ) -> keras.Model:
     """Build the model a ``conf/model/*.yaml`` config describes.
 
-    Raises the builder's own errors (not Hydra's wrapper): ValueError when
-    height or width is not a multiple of ``MIN_INPUT_MULTIPLE`` (32) or the
-    image has neither 1 nor 3 channels, FileNotFoundError for a missing
-    weights file, RuntimeError when ImageNet weights cannot be downloaded.
+    Raises the builder's own errors (not Hydra's wrapper): a UserError when
+    height or width is not a multiple of ``MIN_INPUT_MULTIPLE`` (32), the
+    image has neither 1 nor 3 channels, a weights file is missing or ImageNet
+    weights cannot be downloaded.
     ``bn_momentum`` (when given) replaces the momentum of every batch norm
     layer, the encoders' included.
     """
@@ -54,8 +54,6 @@ def set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:
     schedules; trained from scratch for a few hundred steps, their moving
     statistics lag the weights so far that inference predicts one class.
     """
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            set_batch_norm_momentum(layer, momentum)
-        elif isinstance(layer, keras.layers.BatchNormalization):
+    for layer in walk_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum

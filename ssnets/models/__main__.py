@@ -14,10 +14,11 @@ from pathlib import Path
 import keras
 from hydra import compose, initialize_config_dir
 
+from ssnets.common.tables import markdown_table
 from ssnets.models import build_model
 from ssnets.models.layers import CONV_TYPES
 
-CONFIG_DIR = Path(__file__).parents[2] / "conf"
+CONFIG_DIR = Path(__file__).parents[1] / "conf"
 
 
 def model_names() -> list[str]:
@@ -38,20 +39,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     input_shape = (args.image_size, args.image_size, args.channels)
     print(f"input {input_shape}, {args.num_classes} classes")
-    print("| model | conv_type | total params | trainable params | output shape |")
-    print("|---|---|---:|---:|---|")
+    rows = []
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         for name in args.models or model_names():
             for conv_type in args.conv_types:
                 cfg = compose(overrides=[f"+model={name}", f"model.conv_type={conv_type}"])
                 model = build_model(cfg.model, input_shape, args.num_classes, l2=0.0)
                 trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
-                print(
-                    f"| {name} | {conv_type} | {model.count_params():,} | {trainable:,} | {model.output_shape} |",
-                    flush=True,
-                )
+                rows.append([name, conv_type, f"{model.count_params():,}", f"{trainable:,}", str(model.output_shape)])
                 del model
                 keras.backend.clear_session()
+    headings = ["model", "conv_type", "total params", "trainable params", "output shape"]
+    print(markdown_table(headings, rows, right_aligned=[False, False, True, True, False]), end="")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ssnets.common.errors import UserError
 from ssnets.models.layers import (
     add_l2_to_pretrained,
     check_conv_type,
@@ -68,7 +69,7 @@ def build_fc_densenet(
     check_conv_type(conv_type)
     check_weights_argument(weights)
     if depth not in DENSENET_BLOCKS:
-        raise ValueError(f"depth must be one of {sorted(DENSENET_BLOCKS)}, got {depth}.")
+        raise UserError(f"depth must be one of {sorted(DENSENET_BLOCKS)}, got {depth}.")
     blocks = DENSENET_BLOCKS[depth]
 
     def densenet(encoder_weights: str | None) -> keras.Model:
@@ -77,7 +78,7 @@ def build_fc_densenet(
         )
 
     backbone = densenet(None)
-    skip_names = [f"conv{stage}_block{size}_concat" for stage, size in zip((2, 3, 4, 5), blocks)]
+    skip_names = [f"conv{stage}_block{size}_concat" for stage, size in zip((2, 3, 4, 5), blocks, strict=True)]
     encoder = keras.Model(
         backbone.input, [backbone.get_layer(layer_name).output for layer_name in skip_names], name="encoder"
     )
@@ -87,7 +88,7 @@ def build_fc_densenet(
     *skips, x = encoder(x)
     if use_bottleneck:
         x = _dense_block(x, bottleneck_blocks, growth_rate, conv_type, l2, "bottleneck")
-    decoder_stages = zip(reversed(skips), reversed(blocks[:-1]))
+    decoder_stages = zip(reversed(skips), reversed(blocks[:-1]), strict=True)
     for index, (skip, size) in enumerate(decoder_stages, start=1):
         stage = f"decoder{index}"
         x = upsample_conv(x, skip.shape[-1] // 2, 3, 2, conv_type, l2, f"{stage}_transition_up")

@@ -6,9 +6,13 @@ saved ``.keras`` model loads with plain ``keras.models.load_model(path)``.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
+
 import keras
+import numpy as np
 from keras import layers, ops
+
+from ssnets.common.errors import UserError
 
 MIN_INPUT_MULTIPLE = 32
 """Every model downsamples by 32, so input height and width must be multiples of it."""
@@ -21,25 +25,25 @@ IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 def check_input_shape(input_shape: tuple[int, int, int], model_name: str) -> None:
-    """Raise ValueError when the input is not (H, W, 1|3) with H, W multiples of 32."""
+    """Raise a UserError when the input is not (H, W, 1|3) with H, W multiples of 32."""
     if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}.")
+        raise UserError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}.")
     height, width, channels = input_shape
     for size in (height, width):
         if size is None or size % MIN_INPUT_MULTIPLE != 0 or size < MIN_INPUT_MULTIPLE:
             lower = max(MIN_INPUT_MULTIPLE, (size or 0) // MIN_INPUT_MULTIPLE * MIN_INPUT_MULTIPLE)
             upper = lower + MIN_INPUT_MULTIPLE
-            raise ValueError(
+            raise UserError(
                 f"image_size {size} is not divisible by {MIN_INPUT_MULTIPLE}, which {model_name} needs; "
                 f"use e.g. {lower} or {upper}."
             )
     if channels not in (1, 3):
-        raise ValueError(f"{model_name} takes 1- or 3-channel images, got {channels} channels.")
+        raise UserError(f"{model_name} takes 1- or 3-channel images, got {channels} channels.")
 
 
 def check_conv_type(conv_type: str) -> None:
     if conv_type not in CONV_TYPES:
-        raise ValueError(f"conv_type must be one of {CONV_TYPES}, got {conv_type!r}.")
+        raise UserError(f"conv_type must be one of {CONV_TYPES}, got {conv_type!r}.")
 
 
 @keras.saving.register_keras_serializable(package="ssnets")
@@ -55,7 +59,7 @@ class Preprocessing(layers.Layer):
     def __init__(self, mode: str = "none", **kwargs):
         super().__init__(**kwargs)
         if mode not in PREPROCESSING_MODES:
-            raise ValueError(f"preprocessing must be one of {PREPROCESSING_MODES}, got {mode!r}.")
+            raise UserError(f"preprocessing must be one of {PREPROCESSING_MODES}, got {mode!r}.")
         self.mode = mode
 
     def call(self, inputs):
@@ -144,8 +148,9 @@ def conv2d(
     )
 
 
-def upsample_conv(x, filters: int, kernel_size: int, strides: int, conv_type: str, l2: float, name: str,
-                  use_bias: bool = True):
+def upsample_conv(
+    x, filters: int, kernel_size: int, strides: int, conv_type: str, l2: float, name: str, use_bias: bool = True
+):
     """Learned upsampling by ``strides`` with 'same' padding.
 
     ``conv``: Conv2DTranspose. ``ds``: Keras has no depthwise-separable
@@ -173,9 +178,7 @@ def center_crop_like(x, reference, name: str):
     crop_w = x.shape[2] - reference.shape[2]
     if crop_h < 0 or crop_w < 0:
         raise ValueError(f"cannot crop {x.shape} to {reference.shape} in {name}.")
-    return layers.Cropping2D(
-        ((crop_h // 2, crop_h - crop_h // 2), (crop_w // 2, crop_w - crop_w // 2)), name=name
-    )(x)
+    return layers.Cropping2D(((crop_h // 2, crop_h - crop_h // 2), (crop_w // 2, crop_w - crop_w // 2)), name=name)(x)
 
 
 def raw_input_and_preprocessing(input_shape, preprocessing: str, name: str = "image"):
@@ -204,7 +207,7 @@ def add_l2_to_pretrained(model: keras.Model, l2: float) -> None:
     """
     if not l2:
         return
-    for layer in _all_layers(model):
+    for layer in walk_layers(model):
         for kernel_name, regularizer_name in _KERNEL_REGULARIZERS.items():
             variable = getattr(layer, kernel_name, None)
             if variable is None:
@@ -221,9 +224,10 @@ _KERNEL_REGULARIZERS = {
 }
 
 
-def _all_layers(model: keras.Model):
+def walk_layers(model: keras.Model) -> Iterator[layers.Layer]:
+    """Every layer of `model` that is not itself a model, nested models (keras.applications encoders) included."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from walk_layers(layer)
         else:
             yield layer

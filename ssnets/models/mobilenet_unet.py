@@ -72,7 +72,7 @@ def build_mobilenet_unet(
 
     inputs, x = raw_input_and_preprocessing(input_shape, preprocessing)
     *skips, x = encoder(x)
-    for index, (filters, skip) in enumerate(zip(DECODER_FILTERS, reversed(skips)), start=1):
+    for index, (filters, skip) in enumerate(zip(DECODER_FILTERS, reversed(skips), strict=True), start=1):
         block = f"decoder{index}"
         x = upsample_conv(x, filters, 3, 2, conv_type, l2, f"{block}_upconv", use_bias=False)
         x = layers.BatchNormalization(name=f"{block}_bn")(x)

@@ -5,8 +5,8 @@ Rules (the same for every family):
 - ``None``: random initialisation.
 - ``"imagenet"``: the family's keras.applications encoder is downloaded with
   ``weights="imagenet"`` and its weights are copied into the model by layer
-  name. Without internet access this stops with a RuntimeError saying how to
-  pass a local file instead.
+  name. When the download host cannot be reached this stops with a UserError
+  saying how to pass a local file instead.
 - a ``.weights.h5`` / ``.h5`` file: when its layers hold exactly as many
   arrays as the whole model has weights it is the whole model's (``model.save_weights``)
   and is loaded with ``model.load_weights``; otherwise it is taken as the
@@ -21,15 +21,23 @@ Rules (the same for every family):
 
 from __future__ import annotations
 
+import socket
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import keras
 
+from ssnets.common.errors import UserError
+from ssnets.models.layers import walk_layers
+
 EncoderFactory = Callable[[str | None], keras.Model]
 """Builds the family's keras.applications encoder with the given ``weights`` argument."""
+
+# Where keras.applications downloads ImageNet weights from.
+IMAGENET_WEIGHTS_HOST = ("storage.googleapis.com", 443)
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def check_weights_argument(weights: str | None) -> None:
@@ -38,9 +46,9 @@ def check_weights_argument(weights: str | None) -> None:
         return
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"Weights file {weights} does not exist.")
+        raise UserError(f"Weights file {weights} does not exist.")
     if not (path.name.endswith(".h5") or path.suffix == ".keras"):
-        raise ValueError(f"weights must be null, imagenet, a .weights.h5/.h5 file or a .keras file, got {weights}.")
+        raise UserError(f"weights must be null, imagenet, a .weights.h5/.h5 file or a .keras file, got {weights}.")
 
 
 def load_weights(model: keras.Model, weights: str | None, encoder_factory: EncoderFactory, model_name: str) -> None:
@@ -59,16 +67,15 @@ def load_weights(model: keras.Model, weights: str | None, encoder_factory: Encod
 
 
 def _download_imagenet_encoder(encoder_factory: EncoderFactory, model_name: str) -> keras.Model:
+    # keras.utils.get_file reports a failed download as a bare Exception, so the host is tried first.
     try:
-        return encoder_factory("imagenet")
-    # keras.utils.get_file reports any failed download as a bare Exception.
-    except Exception as error:  # noqa: BLE001 - narrowed by the message check below
-        if "URL fetch failure" not in str(error):
-            raise
-        raise RuntimeError(
+        socket.create_connection(IMAGENET_WEIGHTS_HOST, timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except OSError as error:
+        raise UserError(
             f"Could not download ImageNet weights for {model_name} (no internet access?); "
             "download them elsewhere and pass weights=/path/to/file.weights.h5."
         ) from error
+    return encoder_factory("imagenet")
 
 
 def _count_layer_arrays(path: str) -> int:
@@ -91,9 +98,9 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model) -> None:
     another number of classes) are skipped with a warning; copying nothing at
     all is an error.
     """
-    source_layers = {layer.name: layer for layer in _weighted_layers(source)}
+    source_layers = {layer.name: layer for layer in walk_layers(source) if layer.weights}
     copied, mismatched = 0, []
-    for layer in _weighted_layers(target):
+    for layer in (layer for layer in walk_layers(target) if layer.weights):
         match = source_layers.get(layer.name)
         if match is None:
             continue
@@ -107,11 +114,3 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model) -> None:
         warnings.warn(f"Weights not copied (shapes differ) for layers: {', '.join(mismatched)}.", stacklevel=3)
     if copied == 0:
         raise ValueError(f"No layer of {source.name} matches a layer of {target.name} by name and shape.")
-
-
-def _weighted_layers(model: keras.Model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _weighted_layers(layer)
-        elif layer.weights:
-            yield layer

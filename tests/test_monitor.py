@@ -1,0 +1,65 @@
+"""trainer.monitor: one rule for "better", used by the checkpoint, callbacks, sweeps and the comparison."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from ssnets.common.errors import UserError
+from ssnets.training.checkpoint import EpochCheckpoint, Progress, read_progress
+from ssnets.training.job import train
+from ssnets.training.monitor import Monitor
+
+from conftest import TINY, compose_config
+
+
+def test_improvement_follows_the_mode_and_min_delta():
+    higher, lower = Monitor("val_miou", "max"), Monitor("val_loss", "min")
+    assert higher.improves(0.5, None) and lower.improves(0.5, None)
+    assert higher.improves(0.6, 0.5) and not higher.improves(0.5, 0.6)
+    assert lower.improves(0.5, 0.6) and not lower.improves(0.6, 0.5)
+    assert not higher.improves(0.55, 0.5, min_delta=0.1) and lower.improves(0.3, 0.5, min_delta=0.1)
+    assert not higher.improves(math.nan, None) and not higher.improves(None, 0.1)
+    assert higher.best([0.2, 0.7, 0.4]) == 0.7 and lower.best([0.2, 0.7, 0.1]) == 0.1
+
+
+def test_sorting_puts_the_best_first_and_missing_values_last():
+    values = [0.3, None, 0.9, 0.5]
+    assert sorted(values, key=Monitor("m", "max").sort_key) == [0.9, 0.5, 0.3, None]
+    assert sorted(values, key=Monitor("m", "min").sort_key) == [0.3, 0.5, 0.9, None]
+
+
+def test_an_unknown_mode_is_one_sentence():
+    with pytest.raises(UserError, match=r"^trainer.monitor.mode='up' is not one of max, min\.$"):
+        Monitor("val_miou", "up")
+
+
+def test_the_checkpoint_keeps_the_best_epoch_by_the_monitor(tmp_path):
+    """val_loss falls, rises, falls: with mode min best.keras is the third epoch's model."""
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    progress = Progress()
+    checkpoint = EpochCheckpoint(tmp_path, progress, Monitor("val_loss", "min"))
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    for epoch, val_loss in enumerate([0.5, 0.7, 0.2, 0.3]):
+        model.layers[-1].kernel.assign(np.full((2, 1), epoch, "float32"))
+        checkpoint.on_epoch_end(epoch, {"val_loss": val_loss})
+    assert (progress.best_epoch, progress.best_score, progress.epoch) == (2, 0.2, 4)
+    best = keras.models.load_model(tmp_path / "best.keras")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(best.layers[-1].kernel), np.full((2, 1), 2.0))
+
+
+def test_a_run_selects_and_returns_by_the_monitor(tmp_path):
+    """trainer.monitor=val_loss/min: best.keras, best_epoch and the value a sweep job returns follow val_loss."""
+    cfg = compose_config(
+        [*TINY, "trainer.epochs=3", "logger=none", "trainer.monitor.name=val_loss", "trainer.monitor.mode=min"]
+    )
+    metrics = train(cfg, tmp_path)
+    history = read_progress(tmp_path).history["val_loss"]
+    assert metrics["best_epoch"] == int(np.argmin(history))
+    assert metrics["val_loss"] == pytest.approx(min(history))
