@@ -22,7 +22,7 @@ from typing import Any
 import keras
 
 from ssnets.common.files import write_atomically
-from ssnets.tracking.base import FAILED, FAILURE_REASON_TAG, FINISHED, KILLED, RUNNING, RunRecord
+from ssnets.tracking.base import FAILED, FAILURE_REASON_TAG, FINISHED, KILLED, PARENT_RUN_TAG, RUNNING, RunRecord
 
 RUN_FILE = "run.json"
 PARAMS_FILE = "params.csv"
@@ -39,10 +39,15 @@ class CsvTracker:
         experiment_name: str = "ssnets",
         run_name: str | None = None,
         log_model: bool = True,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
     ):
         self.experiment_dir = Path(root).expanduser() / str(experiment_name)
         self.run_name = None if run_name is None else str(run_name)
         self.should_log_model = log_model
+        self.tags = {str(key): str(value) for key, value in (tags or {}).items()}
+        if parent_run_id:
+            self.tags[PARENT_RUN_TAG] = parent_run_id
         self.run_id: str | None = None
 
     @property
@@ -63,7 +68,7 @@ class CsvTracker:
         else:
             self.run_id = run_id
             run = read_run(self.run_dir)
-        run["tags"].update(tags)
+        run["tags"].update({**self.tags, **tags})
         write_run(self.run_dir, {**run, "status": RUNNING, "end_time": None})
         status = FAILED
         try:

@@ -42,12 +42,16 @@ class MlflowTracker:
         experiment_name: str = "ssnets",
         run_name: str | None = None,
         log_model: bool = True,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
     ):
         # The command line makes `2024` an int and `nan` a float; MLflow names are text.
         self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
         self.experiment_name = str(experiment_name)
         self.run_name = None if run_name is None else str(run_name)
         self.should_log_model = log_model
+        self.tags = {str(key): str(value) for key, value in (tags or {}).items()}
+        self.parent_run_id = parent_run_id
         self.run_id: str | None = None
         check_reachable(self.tracking_uri)
 
@@ -67,7 +71,13 @@ class MlflowTracker:
         store.prepare(self.tracking_uri, self.experiment_name)
         mlflow.set_experiment(self.experiment_name)
         name = None if run_id else (self.run_name or run_name)
-        run = store.retry_when_locked(mlflow.start_run, run_id=run_id, run_name=name, tags=dict(tags))
+        run = store.retry_when_locked(
+            mlflow.start_run,
+            run_id=run_id,
+            run_name=name,
+            tags={**self.tags, **tags},
+            parent_run_id=None if run_id else self.parent_run_id,
+        )
         self.run_id = run.info.run_id
         log.info("MLflow run %s in %s", self.run_id, self.tracking_uri)
         status = FAILED
