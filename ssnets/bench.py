@@ -46,6 +46,7 @@ from ssnets.tracking.params import config_params
 from ssnets.training import runtime
 from ssnets.training.evaluate import parameter_counts
 from ssnets.training.fit import compile_model
+from ssnets.training.precision import resolve_precision
 
 log = logging.getLogger("ssnets.bench")
 
@@ -103,7 +104,8 @@ def shared_figures(cfg: DictConfig, windows: Windows) -> tuple[Split, dict[str, 
 def measure_model(cfg: DictConfig, split: Split, windows: Windows) -> dict[str, Any]:
     """Every per-model figure of one bench row."""
     keras.backend.clear_session()
-    runtime.configure(cfg.seed, cfg.trainer.precision, cfg.trainer.compilation_cache_dir)
+    precision = resolve_precision(cfg)
+    runtime.configure(cfg.seed, precision, cfg.trainer.compilation_cache_dir)
     memory.reset_peak_device_memory()
     batch_size, data = cfg.bench.batch_size, cfg.data
     model = build_model(
@@ -130,7 +132,7 @@ def measure_model(cfg: DictConfig, split: Split, windows: Windows) -> dict[str, 
         "conv_type": cfg.model.conv_type,
         "backend": keras.backend.backend(),
         "device": runtime.device_description(),
-        "precision": cfg.trainer.precision,
+        "precision": precision,
         "jit_compile": bool(model.jit_compile),
         "batch_size": batch_size,
         "image_size": data.image_size,

@@ -226,6 +226,11 @@ def compare(args: argparse.Namespace) -> None:
     if not args.no_log:
         parent = log_comparison(tracker, runs, files, sweep_id)
         print(f"Logged to run {parent} (comparison); the compared runs are nested under it")
+    links = tracker.comparison_links(runs, monitor.name, monitor.mode)
+    if links:
+        print("In the MLflow UI (for a local store, start `mlflow ui` here first):")
+        for view, url in links.items():
+            print(f"  {view}: {url}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -26,9 +26,10 @@ SAME_RUN = [
     "seed=3",
 ]
 # Float sums in another order (per-replica halves, all-reduce, synchronised batch norm) drift apart over
-# the steps: 2.4e-4 (1.8e-4 relative) after 4 steps measured under TensorFlow. The bug this guards
-# against (the loss summed over replicas unscaled) gave 50%.
-LOSS_TOLERANCE = 1e-3
+# the steps: 1.8e-4 relative after 4 steps on the first synthetic set, 1.44e-3 relative on epoch 2's
+# val_loss on today's (measured under TensorFlow). The bug this guards against (the loss summed over
+# replicas unscaled) gave 50%.
+LOSS_TOLERANCE = 3e-3
 MIOU_TOLERANCE = 5e-3
 
 

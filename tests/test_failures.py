@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from test_resume import metric_steps, start_cli, wait_for_epochs
 
 from ssnets.common.errors import UserError
-from ssnets.training.checkpoint import EpochCheckpoint, Progress, read_progress
+from ssnets.training import checkpoint as checkpoint_module
+from ssnets.training.checkpoint import EpochCheckpoint, Progress, load_snapshot, read_progress, save_snapshot
 from ssnets.training.divergence import StopOnNonFiniteLoss, TrainingDiverged
 from ssnets.training.monitor import Monitor
 
@@ -106,7 +107,12 @@ class PoisonWeightsAtEpoch(keras.callbacks.Callback):
 def fit_tiny(model: keras.Model, run_dir, callbacks, epochs: int = 3) -> None:
     x, y = np.ones((8, 4), "float32"), np.ones((8, 1), "float32")
     checkpoint = EpochCheckpoint(run_dir, Progress(), Monitor("val_loss", "min"))
-    model.fit(x, y, validation_data=(x, y), batch_size=4, epochs=epochs, verbose=0, callbacks=[checkpoint, *callbacks])
+    try:
+        model.fit(
+            x, y, validation_data=(x, y), batch_size=4, epochs=epochs, verbose=0, callbacks=[checkpoint, *callbacks]
+        )
+    finally:
+        checkpoint.wait()
 
 
 def test_nan_keeps_the_last_good_checkpoint(tmp_path):
@@ -116,30 +122,30 @@ def test_nan_keeps_the_last_good_checkpoint(tmp_path):
     progress = read_progress(tmp_path)
     assert progress.epoch == 1 and len(progress.history["loss"]) == 1
     restored = tiny_model()
-    restored.load_weights(tmp_path / "checkpoint" / progress.weights)
+    restored.optimizer.build(restored.trainable_variables)
+    load_snapshot(restored, tmp_path / "checkpoint" / progress.weights)
     assert np.isfinite(restored.get_layer("dense").kernel.numpy()).all()
 
 
 def test_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    model = tiny_model()
-    save_weights = model.save_weights
+    """The second epoch's weights meet a full disk half-way (in the background writer): training stops with
+    one sentence and the first epoch's checkpoint stays in force."""
     calls = []
 
-    def fail_second_save(path, *args, **kwargs):
+    def fail_second_save(path, snapshot):
         calls.append(path)
+        save_snapshot(path, snapshot)
         if len(calls) == 2:
-            save_weights(path, *args, **kwargs)  # half a file on disk, then the disk is full
-            raise OSError(errno.ENOSPC, "No space left on device")
-        save_weights(path, *args, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device")  # half a file on disk, then the disk is full
 
-    monkeypatch.setattr(model, "save_weights", fail_second_save)
+    monkeypatch.setattr(checkpoint_module, "save_snapshot", fail_second_save)
     with pytest.raises(
-        UserError, match=r"^Cannot write .*epoch-0002.weights.h5 \(No space left on device\); free disk"
+        UserError, match=r"^Cannot write .*epoch-0002.weights.npz \(No space left on device\); free disk"
     ):
-        fit_tiny(model, tmp_path, [])
+        fit_tiny(tiny_model(), tmp_path, [])
     progress = read_progress(tmp_path)
-    assert progress.epoch == 1 and progress.weights == "epoch-0001.weights.h5"
-    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["epoch-0001.weights.h5", "state.json"]
+    assert progress.epoch == 1 and progress.weights == "epoch-0001.weights.npz"
+    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["epoch-0001.weights.npz", "state.json"]
 
 
 def test_unreachable_tracking_server_stops_within_seconds_naming_it(tmp_path):

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from ssnets.common.errors import UserError
 from ssnets.models import MIN_INPUT_MULTIPLE, build_model, weights
 from ssnets.models.__main__ import main as print_model_table
-from ssnets.models.layers import BilinearUpsampling, Preprocessing
+from ssnets.models.layers import BilinearUpsampling, Preprocessing, walk_layers
 
 # Keras' TensorFlow backend converts variables with np.array(x) under NumPy 2 (thousands of
 # warnings while saving); it is theirs and harmless.
@@ -173,6 +173,32 @@ def test_whole_model_weights_file_loads_into_a_fresh_model(name, tmp_path):
     fresh = build_model(model_cfg(name, weights=str(path)), (SIZE, SIZE, 3), NUM_CLASSES, L2)
     x = images(seed=3)
     np.testing.assert_allclose(predict(fresh, x), predict(source, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_a_model_trained_for_other_classes_and_size_fills_all_but_its_head(name, tmp_path):
+    # Pretraining: a 2-class model (e.g. synthetic iris) starts a 3-class model at another image size.
+    source = build_model(model_cfg(name), (SIZE, SIZE, 3), 2, L2)
+    path = tmp_path / "pretrained.keras"
+    source.save(path)
+    with pytest.warns(UserWarning, match="left at their initialisation") as caught:
+        target = build_model(model_cfg(name, weights=str(path)), (2 * SIZE, 2 * SIZE, 3), 3, L2)
+
+    source_layers = {layer.name: layer for layer in walk_layers(source) if layer.weights}
+    copied, head = 0, []  # parameters copied; layers left at their initialisation
+    for layer in (layer for layer in walk_layers(target) if layer.weights):
+        ours, theirs = layer.get_weights(), source_layers[layer.name].get_weights()
+        if [w.shape for w in ours] == [w.shape for w in theirs]:
+            for mine, pretrained in zip(ours, theirs, strict=True):
+                np.testing.assert_array_equal(mine, pretrained)
+                copied += mine.size
+        else:
+            head.append(layer.name)
+            assert 3 in ours[0].shape  # only class-sized layers are left out
+    assert head and copied > 0.95 * target.count_params()
+    assert all(layer_name in str(caught[0].message) for layer_name in head)
+    probabilities = predict(target, np.zeros((1, 2 * SIZE, 2 * SIZE, 3), "float32"))
+    assert probabilities.shape == (1, 2 * SIZE, 2 * SIZE, 3) and np.isfinite(probabilities).all()
 
 
 @pytest.mark.parametrize("suffix", [".weights.h5", ".keras"])

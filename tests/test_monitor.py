@@ -49,6 +49,7 @@ def test_the_checkpoint_keeps_the_best_epoch_by_the_monitor(tmp_path):
     for epoch, val_loss in enumerate([0.5, 0.7, 0.2, 0.3]):
         model.layers[-1].kernel.assign(np.full((2, 1), epoch, "float32"))
         checkpoint.on_epoch_end(epoch, {"val_loss": val_loss})
+    checkpoint.on_train_end()
     assert (progress.best_epoch, progress.best_score, progress.epoch) == (2, 0.2, 4)
     best = keras.models.load_model(tmp_path / "best.keras")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(best.layers[-1].kernel), np.full((2, 1), 2.0))
@@ -57,9 +58,17 @@ def test_the_checkpoint_keeps_the_best_epoch_by_the_monitor(tmp_path):
 def test_a_run_selects_and_returns_by_the_monitor(tmp_path):
     """trainer.monitor=val_loss/min: best.keras, best_epoch and the value a sweep job returns follow val_loss."""
     cfg = compose_config(
-        [*TINY, "trainer.epochs=3", "logger=none", "trainer.monitor.name=val_loss", "trainer.monitor.mode=min"]
+        [
+            *TINY,
+            "trainer.epochs=3",
+            "logger=none",
+            "trainer.monitor.name=val_loss",
+            "trainer.monitor.mode=min",
+            "trainer.num_preview=0",  # no pictures at all
+        ]
     )
     metrics = train(cfg, tmp_path)
+    assert not (tmp_path / "predictions.png").exists()
     history = read_progress(tmp_path).history["val_loss"]
     assert metrics["best_epoch"] == int(np.argmin(history))
     assert metrics["val_loss"] == pytest.approx(min(history))

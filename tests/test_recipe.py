@@ -55,7 +55,7 @@ RUNS = {
         "trainer.early_stopping.min_delta=1.0",
     ],
 }
-LR = 1e-3  # the default run's optimizer.lr (experiments/iris_cpu.yaml)
+LR = 1e-3  # the default run's optimizer.lr (conf/recipe/iris.yaml)
 EXPECTED_LEARNING_RATES = {
     "ce_auto_constant": [LR, LR],
     # warm-up epoch at LR*1/2, then half a cosine over the 2 remaining epochs: LR, LR*(1 + cos(pi/2))/2

@@ -73,13 +73,13 @@ def test_run_killed_in_epoch_2_resumes_into_one_run_with_every_epoch_once(tmp_pa
     assert metric_steps(client, run.info.run_id, "val_miou") == [*range(EPOCHS), EPOCHS]
     progress = read_progress(run_dir)
     assert progress.epoch == EPOCHS and len(progress.history["loss"]) == EPOCHS
-    assert sorted(p.name for p in (run_dir / "checkpoint").iterdir()) == ["epoch-0003.weights.h5", "state.json"]
+    assert sorted(p.name for p in (run_dir / "checkpoint").iterdir()) == ["epoch-0003.weights.npz", "state.json"]
     assert not list(run_dir.glob(".tmp-*"))
 
     # Re-running the job as a sweep with trainer.resume=auto finds it finished and skips it.
     again = run_cli(["-m", *job, "trainer.resume=auto", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert f"MLflow run {run.info.run_id} already finished it" in again.stdout + again.stderr
+    assert f"Skipping this job: run {run.info.run_id} already finished it" in again.stdout + again.stderr
     assert len(client.search_runs([experiment_id])) == 1
 
 
@@ -164,3 +164,25 @@ def test_resume_of_a_finished_run_or_unknown_target_is_refused(tmp_path, store):
     cfg = config(f"trainer.resume={tmp_path / 'empty'}")
     with pytest.raises(UserError, match="holds no checkpoint"):
         resume.resolve(cfg, tmp_path / "new", build_tracker(cfg.logger))
+
+
+def test_an_epoch_logged_before_its_checkpoint_was_written_is_not_logged_twice(tmp_path, store):
+    """Killed while the background writer still held epoch 2: the tracker has epochs 0 and 1, the checkpoint
+    only epoch 0. The resumed run trains epoch 1 again and logs every epoch once."""
+    from ssnets.training.job import train
+
+    client, _, config = store
+    run_dir = tmp_path / "run"
+    train(config("trainer.epochs=2"), run_dir)
+    progress = read_progress(run_dir)
+    run_id = progress.job["run_id"]
+    progress.epoch, progress.history = 1, {name: values[:1] for name, values in progress.history.items()}
+    progress.best_epoch, progress.best_score = 0, progress.history["val_miou"][0]
+    state_path(run_dir).write_text(json.dumps(progress.__dict__))
+    client.set_terminated(run_id, "KILLED")
+
+    train(config("trainer.epochs=2", f"trainer.resume={run_dir}"), run_dir)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    for name in ("loss", "val_loss", "miou"):
+        assert metric_steps(client, run_id, name) == [0, 1], name
+    assert read_progress(run_dir).epoch == 2

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from urllib.parse import urlparse
 
 import keras
 import pytest
@@ -12,6 +15,7 @@ from ssnets.data import load_splits
 from ssnets.data.pipeline import make_dataset
 from ssnets.task.metrics import confusion_matrix, segmentation_metrics
 from ssnets.tracking.artifacts import load_model
+from ssnets.tracking.mlflow_ui import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
 from ssnets.training import job
 from ssnets.training.evaluate import predict_labels
 from ssnets.training.fit import build_optimizer
@@ -48,7 +52,6 @@ def test_one_finished_run_with_config_params_and_counts(cli_run):
     params = run.data.params
     assert params["model.name"] == "fast_fcn8"
     assert params["model.conv_type"] == "ds"
-    # the default run's recipe (experiments/iris_cpu.yaml) over the optimizer group's own 1e-4
     assert float(params["optimizer.lr"]) == pytest.approx(1e-3)
     assert params["scheduler._target_"] == "ssnets.training.schedules.cosine_schedule"
     assert params["data.image_size"] == "64"
@@ -84,6 +87,32 @@ def test_artifacts_and_checkpoint(cli_run):
     assert {"config.yaml", "predictions.png", "model_summary.txt"} <= names
     assert (work / "run" / "best.keras").exists()
     assert runs[0].outputs.model_outputs or client.search_logged_models(experiment_ids=[runs[0].info.experiment_id])
+
+
+def test_the_dataset_a_picture_per_epoch_and_the_experiment_kind_are_recorded(cli_run):
+    _, client, runs, _ = cli_run
+    run = runs[0]
+    (dataset_input,) = run.inputs.dataset_inputs
+    dataset = dataset_input.dataset
+    assert (dataset.name, dataset.source_type) == ("iris", "code")
+    assert json.loads(dataset.profile) == {"train": 16, "val": 8, "test": 4}
+    assert json.loads(dataset.source)["tags"]["image_size"] == 64
+    pictures = [a.path for a in client.list_artifacts(run.info.run_id, "images") if a.path.endswith(".png")]
+    assert sorted(path.split("+step+")[1].split("+")[0] for path in pictures) == ["0", "1"]
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+
+
+def test_logged_model_and_best_keras_are_the_weights_without_optimizer_state(cli_run, tmp_path):
+    """Adam's two moments made both 3x the weights (247.5 MB for the 64x64 FastFCN8, now 82.7 MB)."""
+    work, client, runs, _ = cli_run
+    (logged,) = client.search_logged_models([runs[0].info.experiment_id])
+    folder = Path(urlparse(logged.artifact_location).path)
+    logged_bytes = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    weights = tmp_path / "model.weights.h5"
+    load_model(str(work / "run" / "best.keras")).save_weights(weights)
+    assert logged_bytes == pytest.approx(weights.stat().st_size, rel=0.10)
+    assert (work / "run" / "best.keras").stat().st_size == pytest.approx(weights.stat().st_size, rel=0.10)
 
 
 def test_final_metrics_are_those_of_the_saved_best_model(cli_run):

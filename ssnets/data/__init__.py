@@ -1,9 +1,12 @@
 """Dataset sources and the input pipeline.
 
 A data config names its loader under `loader._target_`; every loader returns
-{"train": Split, "val": Split, ["test": Split]} read through `folder.load_folder`,
-so real and synthetic data share one code path after loading; with
+{"train": Split, "val": Split, ["test": Split]} (ssnets' own through
+`folder.load_folder`, so real and synthetic data share one code path after
+loading; a user project's loader may build its Splits any way); with
 `require_val=False` (trainer.val_fraction set) a missing val split is allowed.
+A folder too large for memory comes as StreamedSplits (data.in_memory), which
+`pipeline.make_dataset` reads from disk batch by batch.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from omegaconf import DictConfig
 
 from ssnets.common.errors import UserError
 from ssnets.data.splitting import hold_out_validation
-from ssnets.data.types import MaskSpec, Split
+from ssnets.data.types import MaskSpec, Split, StreamedSplit
 
 
-def load_splits(data_cfg: DictConfig, val_fraction: float | None = None, seed: int = 0) -> dict[str, Split]:
+def load_splits(
+    data_cfg: DictConfig, val_fraction: float | None = None, seed: int = 0
+) -> dict[str, Split | StreamedSplit]:
     """The data's splits; with `val_fraction`, val is held out of train by `seed` (the data must have no val)."""
     try:
         splits = instantiate(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ssnets.common.errors import UserError
-from ssnets.data.folder import Split
+from ssnets.data.types import Split, StreamedSplit
 
 
-def hold_out_validation(splits: dict[str, Split], fraction: float, seed: int) -> dict[str, Split]:
+def hold_out_validation(
+    splits: dict[str, Split | StreamedSplit], fraction: float, seed: int
+) -> dict[str, Split | StreamedSplit]:
     """`splits` with round(fraction * len(train)) training images, drawn by `seed`, moved into a new val split."""
     if "val" in splits:
         raise UserError(
@@ -24,8 +26,4 @@ def hold_out_validation(splits: dict[str, Split], fraction: float, seed: int) ->
         )
     order = np.random.default_rng(seed).permutation(len(train))
     kept, moved = np.sort(order[held_out:]), np.sort(order[:held_out])
-    return {**splits, "train": subset(train, kept), "val": subset(train, moved)}
-
-
-def subset(split: Split, indices: np.ndarray) -> Split:
-    return Split(split.images[indices], split.masks[indices], tuple(split.names[i] for i in indices))
+    return {**splits, "train": train.subset(kept), "val": train.subset(moved)}

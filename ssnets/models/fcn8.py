@@ -2,8 +2,8 @@
 
 Encoder: VGG16's conv blocks (64x2, 128x2, 256x3, 512x3, 512x3), each conv
 followed by batch norm (``batch_norm``) and ReLU, max-pool after each block;
-fc6 as a 7x7 conv with 4096 filters and fc7 as a 1x1 conv with 4096, each
-followed by ReLU and dropout. Layer names are keras.applications.VGG16's
+fc6 as a 7x7 conv with 4096 filters (``fc_filters``) and fc7 as a 1x1 conv with
+as many, each followed by ReLU and dropout. Layer names are keras.applications.VGG16's
 (``block1_conv1`` ...), so VGG16 weights copy over by name.
 
 Decoder: 1x1 score layers (he_normal) on fc7, pool4 and pool3; learned 4x4
@@ -46,6 +46,7 @@ def build_fcn8(
     preprocessing: str = "imagenet",
     batch_norm: bool = True,
     dropout: float = 0.5,
+    fc_filters: int = 4096,
 ) -> keras.Model:
     """Build FCN8 / FastFCN8 returning softmax probabilities (B, H, W, num_classes).
 
@@ -71,7 +72,7 @@ def build_fcn8(
         pools.append(x)
     pool3, pool4 = pools[2], pools[3]
 
-    for layer_name, filters, kernel_size in (("fc6", 4096, 7), ("fc7", 4096, 1)):
+    for layer_name, filters, kernel_size in (("fc6", fc_filters, 7), ("fc7", fc_filters, 1)):
         x = conv2d(filters, kernel_size, conv_type, l2, layer_name)(x)
         x = layers.ReLU(name=f"{layer_name}_relu")(x)
         x = layers.Dropout(dropout, name=f"{layer_name}_dropout")(x)

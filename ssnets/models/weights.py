@@ -16,11 +16,20 @@ Rules (the same for every family):
 - a ``.keras`` file: the saved model is loaded and every layer whose name and
   weight shapes match is copied (a saved ssnets model of the same
   architecture fills the whole model, a saved keras.applications model the
-  encoder).
+  encoder). This is how a run starts from another (pretraining): a model
+  trained for another number of classes fills everything but its head, whose
+  class-sized layers keep their fresh initialisation (named in a warning).
+  The image size may differ (convolutions do not depend on it).
+
+``python -m ssnets.run`` also takes an MLflow run id, a ``runs:/`` URI or a run
+directory here: ``ssnets.tracking.artifacts.local_weights`` turns them into a
+local ``.keras`` file before the builder sees them (this package does not
+reach MLflow).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import warnings
 from collections.abc import Callable
@@ -34,6 +43,8 @@ from ssnets.models.layers import walk_layers
 
 EncoderFactory = Callable[[str | None], keras.Model]
 """Builds the family's keras.applications encoder with the given ``weights`` argument."""
+
+log = logging.getLogger(__name__)
 
 # Where keras.applications downloads ImageNet weights from.
 IMAGENET_WEIGHTS_HOST = ("storage.googleapis.com", 443)
@@ -95,22 +106,31 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model) -> None:
     """Copy weights of same-named layers (nested models included) when all shapes agree.
 
     Same-named layers with different shapes (e.g. a score layer trained for
-    another number of classes) are skipped with a warning; copying nothing at
-    all is an error.
+    another number of classes) keep their initialisation, with a warning that
+    names them and both shapes; copying nothing at all is an error.
     """
     source_layers = {layer.name: layer for layer in walk_layers(source) if layer.weights}
     copied, mismatched = 0, []
-    for layer in (layer for layer in walk_layers(target) if layer.weights):
+    target_layers = [layer for layer in walk_layers(target) if layer.weights]
+    for layer in target_layers:
         match = source_layers.get(layer.name)
         if match is None:
             continue
         source_weights = match.get_weights()
-        if [w.shape for w in source_weights] != [tuple(v.shape) for v in layer.weights]:
-            mismatched.append(layer.name)
+        source_shapes = [w.shape for w in source_weights]
+        target_shapes = [tuple(v.shape) for v in layer.weights]
+        if source_shapes != target_shapes:
+            pairs = zip(source_shapes, target_shapes, strict=False)
+            differing = next(((a, b) for a, b in pairs if a != b), (source_shapes, target_shapes))
+            mismatched.append(f"{layer.name} {differing[0]} -> {differing[1]}")
             continue
         layer.set_weights(source_weights)
         copied += 1
-    if mismatched:
-        warnings.warn(f"Weights not copied (shapes differ) for layers: {', '.join(mismatched)}.", stacklevel=3)
     if copied == 0:
         raise ValueError(f"No layer of {source.name} matches a layer of {target.name} by name and shape.")
+    log.info("Copied the weights of %d of %d layers from %s", copied, len(target_layers), source.name)
+    if mismatched:
+        warnings.warn(
+            f"Weights not copied (shapes differ), left at their initialisation: {', '.join(mismatched)}.",
+            stacklevel=3,
+        )

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from hydra.utils import instantiate
 from keras import ops
+from numpy.typing import ArrayLike
 from omegaconf import DictConfig, ListConfig
 
 from ssnets.common.errors import UserError
@@ -43,13 +44,17 @@ def share_of_replica(loss):
 EPSILON = 1e-7
 
 
-def resolve_class_weights(loss_cfg: DictConfig, data_cfg: DictConfig, train_masks: np.ndarray) -> list[float] | None:
-    """loss.class_weights as one float per class: a given list, `auto` from the training masks, or None."""
+def resolve_class_weights(loss_cfg: DictConfig, data_cfg: DictConfig, train_masks: ArrayLike) -> list[float] | None:
+    """loss.class_weights as one float per class: a given list, `auto` from the training masks, or None.
+
+    Only `auto` reads `train_masks` (all of them, when a streamed split reads them on access).
+    """
     weights = loss_cfg.class_weights
     if weights is None:
         return None
     if weights == "auto":
-        return inverse_frequency_weights(train_masks, data_cfg.num_classes, data_cfg.ignore_index, data_cfg.class_names)
+        masks = np.asarray(train_masks)
+        return inverse_frequency_weights(masks, data_cfg.num_classes, data_cfg.ignore_index, data_cfg.class_names)
     if not isinstance(weights, ListConfig):
         raise UserError(
             f"loss.class_weights={weights} is neither a list nor auto; give one weight per class, e.g. [1,5]."

@@ -1,9 +1,11 @@
 """The Tracker protocol: what the training job, resume, sweeps and the comparison ask of a logger.
 
-A tracker records runs (params, per-step metrics, artifacts, the model, tags, a final
-status) and reads them back: resume looks a job up by its tags, `ssnets.compare`
-ranks the runs of a sweep. `logger=NAME` picks `conf/logger/NAME.yaml`, whose
-`_target_` is the tracker class; its other keys are the constructor's arguments.
+A tracker records runs (params, per-step metrics, the dataset, pictures per step,
+artifacts, the model, tags, a final status) and reads them back: resume looks a job
+up by its tags, `ssnets.compare` ranks the runs of a sweep. `logger=NAME` picks
+`conf/logger/NAME.yaml`, whose `_target_` is the tracker class; its other keys are
+the constructor's arguments. The log_* calls must not wait on a remote store (the
+training loop calls them between steps): a tracker writes locally and delivers later.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import keras
+import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+from ssnets.tracking.datasets import DatasetDescription
 
 FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
 FAILURE_REASON_TAG = "failure_reason"
@@ -46,19 +51,31 @@ class Tracker(Protocol):
         """Create what parallel jobs share (a store, an experiment) once, before they start writing."""
 
     def start(
-        self, tags: Mapping[str, str], run_id: str | None = None, run_name: str | None = None
+        self,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        run_name: str | None = None,
+        run_dir: Path | None = None,
     ) -> AbstractContextManager[Tracker]:
         """A run (a new one, or `run_id` continued) that ends FINISHED, FAILED when the block raises (the
         reason in the `failure_reason` tag), or KILLED on Ctrl-C/SIGTERM. `run_name` is the name a new run
-        gets unless the logger config names it."""
+        gets unless the logger config names it; `run_dir` is the job's directory, where a tracker may keep
+        what it has not delivered yet."""
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
 
+    def log_dataset(self, dataset: DatasetDescription) -> None:
+        """The data the run trains on (`datasets.describe_dataset`)."""
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        """A uint8 RGB picture (H, W, 3), one per step under `key` (the per-epoch predictions)."""
+
     def log_artifact(self, path: Path) -> None: ...
 
-    def log_model(self, model: keras.Model, input_example: Any) -> None: ...
+    def log_model(self, model: keras.Model, input_example: Any) -> None:
+        """The trained model for inference (the caller passes it without optimizer state)."""
 
     def location(self) -> str:
         """Where the current run (or, before one starts, the experiment) is recorded, in words for the log."""
@@ -72,6 +89,16 @@ class Tracker(Protocol):
         """(step, value) of every logged value of metric `name`, in logging order."""
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def comparison_links(self, runs: Sequence[RunRecord], metric: str, mode: str) -> dict[str, str]:
+        """Links to `runs` side by side in the tracker's UI, ranked by `metric` (`mode` max or min), keyed by
+        what each shows; {} for a tracker without a UI."""
+
+
+def run_status_of(error: Exception) -> str:
+    """How a run that `error` ended is recorded: FAILED, unless the exception says otherwise with a
+    `run_status` attribute (a pruned search trial is stopped on purpose: KILLED)."""
+    return getattr(error, "run_status", FAILED)
 
 
 def build_tracker(logger_cfg: DictConfig) -> Tracker:

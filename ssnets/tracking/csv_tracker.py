@@ -2,32 +2,48 @@
 
 Each run is a folder `root/EXPERIMENT/RUN_ID/` holding `run.json` (name, status,
 start and end time, tags), `params.csv` (key, value), `metrics.csv` (step, name,
-value, time; one row per logged value, appended as the run goes) and `artifacts/`
-(copies of the logged files, and the model as `model.keras`). run.json is replaced
-whole on every change, so a reader never sees half of it.
+value, time; one row per logged value, appended as the run goes), `dataset.json`
+(the data it trained on), `images/KEY/step-NNNN.png` (the pictures per step) and
+`artifacts/` (copies of the logged files, and the model as `model.keras`). run.json
+is replaced whole on every change, so a reader never sees half of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
+from PIL import Image
 
 from ssnets.common.files import write_atomically
-from ssnets.tracking.base import FAILED, FAILURE_REASON_TAG, FINISHED, KILLED, PARENT_RUN_TAG, RUNNING, RunRecord
+from ssnets.tracking.base import (
+    FAILED,
+    FAILURE_REASON_TAG,
+    FINISHED,
+    KILLED,
+    PARENT_RUN_TAG,
+    RUNNING,
+    RunRecord,
+    run_status_of,
+)
+from ssnets.tracking.datasets import DatasetDescription
 
 RUN_FILE = "run.json"
+DATASET_FILE = "dataset.json"
 PARAMS_FILE = "params.csv"
 METRICS_FILE = "metrics.csv"
 ARTIFACTS_DIR = "artifacts"
+IMAGES_DIR = "images"
 
 
 class CsvTracker:
@@ -59,7 +75,11 @@ class CsvTracker:
 
     @contextlib.contextmanager
     def start(
-        self, tags: Mapping[str, str], run_id: str | None = None, run_name: str | None = None
+        self,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        run_name: str | None = None,
+        run_dir: Path | None = None,
     ) -> Iterator[CsvTracker]:
         if run_id is None:
             self.run_id = uuid.uuid4().hex
@@ -80,6 +100,7 @@ class CsvTracker:
             raise
         # Only records why the run failed; the error goes on up.
         except Exception as error:
+            status = run_status_of(error)
             self.set_tags(self.run_id, {FAILURE_REASON_TAG: f"{type(error).__name__}: {error}"})
             raise
         finally:
@@ -93,6 +114,15 @@ class CsvTracker:
         stamp = now_ms()
         rows = [(0 if step is None else step, name, float(value), stamp) for name, value in metrics.items()]
         self._append(METRICS_FILE, ("step", "name", "value", "time"), rows)
+
+    def log_dataset(self, dataset: DatasetDescription) -> None:
+        text = json.dumps(dataclasses.asdict(dataset), indent=2)
+        write_atomically(self.run_dir / DATASET_FILE, lambda path: path.write_text(text))
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
+        folder = self.run_dir / IMAGES_DIR / key
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"step-{step:04d}.png")
 
     def log_artifact(self, path: Path) -> None:
         artifacts = self.run_dir / ARTIFACTS_DIR
@@ -131,6 +161,9 @@ class CsvTracker:
         run = read_run(self.experiment_dir / run_id)
         run["tags"].update(tags)
         write_run(self.experiment_dir / run_id, run)
+
+    def comparison_links(self, runs: Sequence[RunRecord], metric: str, mode: str) -> dict[str, str]:
+        return {}
 
     def _append(self, name: str, header: tuple[str, ...], rows: list[tuple]) -> None:
         path = self.run_dir / name

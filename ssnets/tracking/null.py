@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from ssnets.tracking.base import RunRecord
+from ssnets.tracking.datasets import DatasetDescription
 
 
 class NullTracker:
@@ -21,7 +23,11 @@ class NullTracker:
 
     @contextlib.contextmanager
     def start(
-        self, tags: Mapping[str, str], run_id: str | None = None, run_name: str | None = None
+        self,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        run_name: str | None = None,
+        run_dir: Path | None = None,
     ) -> Iterator[NullTracker]:
         yield self
 
@@ -29,6 +35,12 @@ class NullTracker:
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_dataset(self, dataset: DatasetDescription) -> None:
+        pass
+
+    def log_image(self, key: str, image: np.ndarray, step: int) -> None:
         pass
 
     def log_artifact(self, path: Path) -> None:
@@ -51,3 +63,6 @@ class NullTracker:
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         pass
+
+    def comparison_links(self, runs: Sequence[RunRecord], metric: str, mode: str) -> dict[str, str]:
+        return {}

@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from ssnets.common.errors import UserError
 from ssnets.common.files import file_lock
+from ssnets.tracking import mlflow_ui
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +51,23 @@ def lock_path(tracking_uri: str) -> Path | None:
 
 
 def prepare(tracking_uri: str, experiment_name: str) -> str:
-    """Migrate the store and create the experiment if it is missing; returns the experiment id."""
+    """Migrate the store and create the experiment if it is missing, with the tags the UI reads
+    (`mlflow_ui.experiment_tags`; an existing experiment gets those it lacks); returns the experiment id."""
+    tags = mlflow_ui.experiment_tags()
     lock = lock_path(tracking_uri)
     with file_lock(lock) if lock else contextlib.nullcontext():
         client = MlflowClient(tracking_uri)  # creating the client migrates a fresh sqlite store
         experiment = retry_when_locked(client.get_experiment_by_name, experiment_name)
         if experiment is None:
-            return retry_when_locked(client.create_experiment, experiment_name)
+            return retry_when_locked(client.create_experiment, experiment_name, tags=tags)
     if experiment.lifecycle_stage == LifecycleStage.DELETED:
         raise UserError(
             f"MLflow experiment {experiment_name!r} is deleted in {tracking_uri}; restore it "
             "(mlflow experiments restore) or choose another logger.experiment_name."
         )
+    for key, value in tags.items():
+        if key not in experiment.tags:
+            retry_when_locked(client.set_experiment_tag, experiment.experiment_id, key, value)
     return experiment.experiment_id
 
 

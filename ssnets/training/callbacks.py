@@ -11,7 +11,7 @@ run already trained, so it carries on from them.
 
 Around these the training loop adds its own: the epoch checkpoint first (an epoch is
 committed before anything logs it), the compile timer, the NaN stop, and last the
-tracker's epoch logger.
+tracker's epoch logger and the per-epoch prediction picture (`epoch_pictures`).
 """
 
 from __future__ import annotations
@@ -82,12 +82,14 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):
-    """Every epoch's Keras logs (loss, val_*, learning_rate, compile_seconds) to the tracker at step = epoch."""
+    """Every epoch's Keras logs (loss, val_*, learning_rate, compile_seconds) to the tracker at step = epoch,
+    from `first_epoch` on (a resumed run's earlier epochs are logged already)."""
 
-    def __init__(self, tracker: Tracker):
+    def __init__(self, tracker: Tracker, first_epoch: int = 0):
         super().__init__()
         self.tracker = tracker
+        self.first_epoch = first_epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs:
+        if logs and epoch >= self.first_epoch:
             self.tracker.log_metrics({name: float(value) for name, value in logs.items()}, step=epoch)

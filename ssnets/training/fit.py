@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +12,15 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ssnets.common.run_files import BEST_MODEL
 from ssnets.task.losses import build_loss
 from ssnets.task.metrics import MeanDice
-from ssnets.training.checkpoint import EpochCheckpoint, Progress
+from ssnets.training.checkpoint import EpochCheckpoint, Progress, load_best_weights
 from ssnets.training.compile_time import CompileTimer
 from ssnets.training.divergence import StopOnNonFiniteLoss
+from ssnets.training.epoch_timing import EpochPhaseTimer
 from ssnets.training.monitor import Monitor
+
+log = logging.getLogger(__name__)
 
 
 def build_optimizer(optimizer_cfg: DictConfig) -> keras.optimizers.Optimizer:
@@ -52,6 +55,7 @@ class FitResult:
     epochs_trained: int  # by this process
     best_epoch: int | None
     best_score: float | None
+    phase_seconds: dict[str, list[float]]  # per epoch of this process: steps, validation, checkpoint, callbacks
 
 
 def fit(
@@ -66,29 +70,46 @@ def fit(
     callbacks: list[keras.callbacks.Callback],
     restore_best: bool,
     verbose: str | int,
+    async_checkpoint: bool = True,
 ) -> FitResult:
     """Train up to `epochs`, from `progress` when resuming, checkpointing every epoch into run_dir.
 
     The best epoch by `monitor` is kept in run_dir/best.keras; with `restore_best`
     the model ends with its weights, which is what the final evaluation then
     measures. The first epoch's logs get `compile_seconds`. `callbacks` (the
-    config's, then the tracker's logger) run after the checkpoint, so an epoch is
-    committed before anything logs it: a resumed run never logs an epoch twice.
+    config's, then the tracker's logger) run after the checkpoint. With `async_checkpoint` the epoch's
+    files are written while the next epoch trains; a process killed before they are may have logged an
+    epoch that its resumed run trains again, and that run's logger skips what the tracker already has.
     """
-    first_epoch, start = progress.epoch, time.perf_counter()
-    model.fit(
-        train,
-        validation_data=val,
-        epochs=epochs,
-        initial_epoch=progress.epoch,
-        shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it ignores shuffle=True)
-        # compile_seconds joins the first epoch's logs after the checkpoint (not part of the resumable history).
-        callbacks=[EpochCheckpoint(run_dir, progress, monitor), CompileTimer(), StopOnNonFiniteLoss(), *callbacks],
-        verbose=verbose,
-    )
+    first_epoch, start, timer = progress.epoch, time.perf_counter(), EpochPhaseTimer()
+    checkpoint = EpochCheckpoint(run_dir, progress, monitor, background=async_checkpoint)
+    try:
+        model.fit(
+            train,
+            validation_data=val,
+            epochs=epochs,
+            initial_epoch=progress.epoch,
+            shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it ignores shuffle=True)
+            # compile_seconds and the phase times join the epoch's logs after the checkpoint (not part of the
+            # resumable history), before the tracker's logger.
+            callbacks=timer.around(checkpoint, [CompileTimer(), StopOnNonFiniteLoss(), *callbacks]),
+            verbose=verbose,
+        )
+    finally:
+        # A run stopped by an error keeps its last epoch: the background write finishes before it propagates.
+        checkpoint.wait()
     train_seconds = time.perf_counter() - start
     if restore_best and progress.best_epoch is not None:
-        model.load_weights(Path(run_dir) / BEST_MODEL)
+        load_best_weights(model, run_dir)
+    log.info(
+        "Outside the training steps (validation, checkpoint, callbacks): %.0f%% of the epochs' time",
+        100 * timer.fixed_cost_share(),
+    )
     return FitResult(
-        progress.history, train_seconds, progress.epoch - first_epoch, progress.best_epoch, progress.best_score
+        progress.history,
+        train_seconds,
+        progress.epoch - first_epoch,
+        progress.best_epoch,
+        progress.best_score,
+        timer.seconds,
     )

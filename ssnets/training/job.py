@@ -18,19 +18,24 @@ from omegaconf import DictConfig, OmegaConf
 from ssnets.common.run_files import CONFIG_FILE, MODEL_SUMMARY_FILE, PREVIEW_FILE
 from ssnets.data import load_splits
 from ssnets.data.augment import build_augmenter
+from ssnets.data.class_names import resolve_class_names
 from ssnets.data.pipeline import make_dataset
 from ssnets.data.types import Split
 from ssnets.models import build_model
 from ssnets.task.losses import class_weight_params, resolve_class_weights
+from ssnets.tracking.artifacts import local_weights
 from ssnets.tracking.base import Tracker, build_tracker
+from ssnets.tracking.datasets import describe_dataset
 from ssnets.tracking.null import NullTracker
 from ssnets.tracking.params import config_params
 from ssnets.tracking.sweep import SWEEP_JOB_TAG, job_tags
 from ssnets.training import checkpoint, distribute, resume, runtime, signals, validation
 from ssnets.training.callbacks import EpochMetricsLogger, build_callbacks
+from ssnets.training.epoch_pictures import EpochPictures
 from ssnets.training.evaluate import evaluate, parameter_counts, write_model_summary, write_preview
 from ssnets.training.fit import FitResult, compile_model, fit
 from ssnets.training.monitor import Monitor
+from ssnets.training.precision import resolve_precision
 from ssnets.training.resume import Job, JobState
 
 log = logging.getLogger("ssnets.run")
@@ -47,6 +52,7 @@ class Setup:
     parameter_counts: dict[str, int]
     monitor: Monitor
     tracker: Tracker
+    precision: str  # the policy in force: trainer.precision, auto decided
 
 
 @dataclass
@@ -68,7 +74,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     job.run_dir.mkdir(parents=True, exist_ok=True)
     with (
         signals.interruptible(f"trainer.resume={job.run_dir}"),
-        setup.tracker.start(run_tags(job), run_id=job.run_id, run_name=default_run_name(cfg)) as tracker,
+        setup.tracker.start(
+            {**run_tags(job), "precision": setup.precision},
+            run_id=job.run_id,
+            run_name=default_run_name(cfg),
+            run_dir=job.run_dir,
+        ) as tracker,
     ):
         job.record_run_id(tracker.run_id)
         # Logged before the data is read, so a job failing on its data ends FAILED with its config.
@@ -78,6 +89,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         data = load_data(cfg)
         if job.state is JobState.NEW:
             tracker.log_params(class_weight_params(data.class_weights, cfg.data.class_names))
+            tracker.log_dataset(describe_dataset(cfg.data, {name: split.names for name, split in data.splits.items()}))
         result = fit_model(cfg, setup, data, job, tracker)
         metrics = evaluate_and_log(cfg, setup, data, result, job.run_dir, tracker)
     log.info("Logged to %s", tracker.location())
@@ -86,20 +98,23 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
 
 def set_up(cfg: DictConfig) -> Setup:
-    """Check the config, place the job on its devices, seed, build the model and the tracker."""
+    """Name the classes, check the config, place the job on its devices, seed, build the model and the tracker."""
+    cfg.data.class_names = resolve_class_names(cfg.data)
     validation.check_config(cfg)
     monitor = Monitor.from_config(cfg.trainer.monitor)
     placement = distribute.placement(cfg.trainer.strategy, cfg.data.batch_size)
-    runtime.configure(cfg.seed, cfg.trainer.precision, cfg.trainer.compilation_cache_dir)
+    precision = resolve_precision(cfg)
+    runtime.configure(cfg.seed, precision, cfg.trainer.compilation_cache_dir)
     input_shape = (cfg.data.image_size, cfg.data.image_size, cfg.data.channels)
-    with placement.scope():
-        model = build_model(cfg.model, input_shape, cfg.data.num_classes, cfg.trainer.l2, cfg.trainer.bn_momentum)
+    # model.weights may name a tracked run (its id or a runs:/ URI): read from a local copy of its model.
+    with placement.scope(), local_weights(cfg.model, cfg.logger.get("tracking_uri")) as model_cfg:
+        model = build_model(model_cfg, input_shape, cfg.data.num_classes, cfg.trainer.l2, cfg.trainer.bn_momentum)
     placement.prepare_model(model)
     counts = parameter_counts(model)
     log.info("%s (conv_type=%s): %s parameters", cfg.model.name, cfg.model.conv_type, f"{counts['total_params']:,}")
     # Hosts 2..N of a multi-host run train in step with the chief but record nothing of their own.
     tracker = build_tracker(cfg.logger) if placement.is_chief else NullTracker()
-    return Setup(placement, model, counts, monitor, tracker)
+    return Setup(placement, model, counts, monitor, tracker, precision)
 
 
 def run_tags(job: Job) -> dict[str, str]:
@@ -137,6 +152,7 @@ def fit_model(cfg: DictConfig, setup: Setup, data: TrainingData, job: Job, track
         compile_model(setup.model, cfg, data.class_weights)
     checkpoint.restore(setup.model, job.run_dir, job.progress)
     resume.log_missing_epochs(tracker, job.progress.history)
+    logged_epochs = resume.logged_epoch_count(tracker, job.progress.history)
     return fit(
         setup.model,
         data.train,
@@ -145,16 +161,32 @@ def fit_model(cfg: DictConfig, setup: Setup, data: TrainingData, job: Job, track
         run_dir=job.run_dir,
         progress=job.progress,
         monitor=setup.monitor,
-        callbacks=[*build_callbacks(cfg.callbacks, job.progress.history), EpochMetricsLogger(tracker)],
+        callbacks=[
+            *build_callbacks(cfg.callbacks, job.progress.history),
+            *tracking_callbacks(cfg, data, tracker, logged_epochs),
+        ],
         restore_best=cfg.trainer.restore_best,
         verbose=cfg.trainer.verbose,
+        async_checkpoint=cfg.trainer.async_checkpoint,
     )
+
+
+def tracking_callbacks(
+    cfg: DictConfig, data: TrainingData, tracker: Tracker, logged_epochs: int
+) -> list[keras.callbacks.Callback]:
+    """Every epoch from `logged_epochs` on: its Keras logs, and a picture of the val predictions (none with
+    trainer.num_preview=0)."""
+    count = cfg.trainer.num_preview
+    interval = cfg.trainer.epoch_pictures_interval_s
+    pictures = [EpochPictures(tracker, data.evaluation["val"], count, logged_epochs, interval)] if count else []
+    return [EpochMetricsLogger(tracker, logged_epochs), *pictures]
 
 
 def evaluate_and_log(
     cfg: DictConfig, setup: Setup, data: TrainingData, result: FitResult, run_dir: Path, tracker: Tracker
 ) -> dict[str, float]:
-    """Final metrics over whole splits (at step = trainer.epochs), then the config, a preview and the model."""
+    """Final metrics over whole splits (at step = trainer.epochs), then the config, a preview and the model
+    (for inference: its weights without the optimizer state)."""
     model = setup.placement.host_model(setup.model)
     metrics = {
         "train_seconds": result.train_seconds,
@@ -177,6 +209,7 @@ def evaluate_and_log(
     config_file = run_dir / CONFIG_FILE
     config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     tracker.log_artifact(config_file)
-    tracker.log_artifact(write_preview(model, data.splits["val"], cfg.trainer.num_preview, run_dir / PREVIEW_FILE))
-    tracker.log_model(model, input_example=data.splits["val"].images[:1].astype(np.float32))
+    if cfg.trainer.num_preview:
+        tracker.log_artifact(write_preview(model, data.splits["val"], cfg.trainer.num_preview, run_dir / PREVIEW_FILE))
+    tracker.log_model(checkpoint.inference_model(model), input_example=data.splits["val"].images[:1].astype(np.float32))
     return metrics

@@ -145,3 +145,12 @@ def log_missing_epochs(tracker: Tracker, history: Mapping[str, Sequence[float]])
         for epoch, value in enumerate(values):
             if epoch not in logged:
                 tracker.log_metrics({name: value}, step=epoch)
+
+
+def logged_epoch_count(tracker: Tracker, history: Mapping[str, Sequence[float]]) -> int:
+    """How many epochs the tracked run has logged (it can be more than `history` holds: epochs logged while
+    their checkpoint was still being written when the process was killed)."""
+    if tracker.run_id is None or not history:
+        return 0
+    steps = [step for name in history for step, _ in tracker.metric_history(tracker.run_id, name)]
+    return max(steps, default=-1) + 1

@@ -16,7 +16,7 @@ def configure(seed: int, precision: str, compilation_cache_dir: str | None = Non
     """Seed Python, NumPy and the backend; set the Keras dtype policy for every layer built after;
     under JAX, keep compiled programs in `compilation_cache_dir` (None: no persistent cache)."""
     if precision not in PRECISIONS:
-        raise UserError(f"trainer.precision={precision!r} is not one of {', '.join(PRECISIONS)}.")
+        raise UserError(f"trainer.precision={precision!r} is not one of auto, {', '.join(PRECISIONS)}.")
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
     if compilation_cache_dir and keras.backend.backend() == "jax":

@@ -33,7 +33,8 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise UserError(f"{key}={value!r} must be a number above 0, e.g. {key}=1e-4.")
-    if len(cfg.data.class_names) != cfg.data.num_classes:
+    # (None: data.class_names are resolved from the data, data/class_names.py.)
+    if cfg.data.class_names is not None and len(cfg.data.class_names) != cfg.data.num_classes:
         raise UserError(
             f"data.class_names lists {len(cfg.data.class_names)} names but data.num_classes is "
             f"{cfg.data.num_classes}; give one name per class."

@@ -1,9 +1,11 @@
 """Procedurally generated iris close-ups with NICE-I style masks (1 = visible iris), one module per stage.
 
-`geometry` places the eye and `appearance` picks its colours; `canvas` holds the
-sub-pixel grids and blending primitives that `strokes` (lashes, brow, vessels),
-`skin`, `eyeball` and `reflections` paint with; `camera` turns the painted scene
-into a photograph; `render` runs those stages for one sample; `cache` writes
+`geometry` places the eye in a (4:3) camera frame and `appearance` picks its
+colours for the near-infrared or visible-light `mode`; `canvas` holds the
+sub-pixel grids and blending primitives that `strokes` (lashes, brow, hair,
+vessels, lid glints), `skin`, `eyeball`, `reflections` and `glasses` paint with;
+`camera` turns the painted scene into a photograph (with randomised light,
+blur, resolution, tone, noise and JPEG); `render` runs those stages for one sample; `cache` writes
 samples into a dataset on disk, keyed by what decides its pixels; `loader` is the
 Hydra data loader over it and `__main__` the command line. Each module imports
 only the stages before it. The package may import only numpy, scipy,

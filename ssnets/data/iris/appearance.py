@@ -1,4 +1,9 @@
-"""Colours of one capture: iris palettes, skin tones, and the near-infrared (grey) or visible-light look."""
+"""Colours of one capture: iris palettes, skin tones, and the near-infrared (grey) or visible-light look.
+
+`mode` chooses the light: `nir` draws every capture as a grey near-infrared
+image (CASIA-Iris, ND-IRIS-0405, IITD: an 850 nm illuminator and a monochrome
+sensor), `visible` as a colour photograph (UBIRIS, MICHE), `mixed` half of each.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NIR_FRACTION = 0.2
+from ssnets.common.errors import UserError
+
+MODES = ("nir", "visible", "mixed")
+MIXED_NIR_FRACTION = 0.5
 
 # Per iris type: (dark, light) of the outer (ciliary) zone, then of the zone inside the collarette.
 IRIS_PALETTES = {
@@ -37,6 +45,10 @@ def rgb(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.asarray(values, np.float32).reshape(3, 1, 1)
 
 
+def grey(value: float) -> np.ndarray:
+    return rgb([value] * 3)
+
+
 @dataclass(frozen=True)
 class Look:
     """Colours of one capture, each float32 (3, 1, 1) in [0, 1]; NIR captures use grey colours."""
@@ -50,10 +62,18 @@ class Look:
     pupil: np.ndarray
     lash: np.ndarray
     vessel_alpha: float
+    limbus_ring: float  # how much the outer iris darkens towards the limbus (0: not at all)
+    limbus_softness: float  # width of the iris/sclera transition, as a fraction of the iris radius
 
 
-def sample_look(rng: np.random.Generator) -> Look:
-    return _sample_nir_look(rng) if rng.random() < NIR_FRACTION else _sample_visible_look(rng)
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UserError(f"data.mode must be one of {', '.join(MODES)}, got {mode!r}.")
+
+
+def sample_look(rng: np.random.Generator, mode: str = "mixed") -> Look:
+    nir = mode == "nir" or (mode == "mixed" and rng.random() < MIXED_NIR_FRACTION)
+    return _sample_nir_look(rng) if nir else _sample_visible_look(rng)
 
 
 def _sample_visible_look(rng: np.random.Generator) -> Look:
@@ -76,23 +96,34 @@ def _sample_visible_look(rng: np.random.Generator) -> Look:
         pupil=rgb(np.array([0.03, 0.025, 0.025]) * rng.uniform(0.5, 1.8)),
         lash=rgb(np.array([0.06, 0.045, 0.035]) * rng.uniform(0.4, 1.6)),
         vessel_alpha=rng.uniform(0.15, 0.55),
+        limbus_ring=rng.uniform(0.2, 0.75),
+        limbus_softness=rng.uniform(0.01, 0.05),
     )
 
 
 def _sample_nir_look(rng: np.random.Generator) -> Look:
-    """Near-infrared: melanin barely absorbs, so every iris looks mid-grey and richly textured."""
-    skin = rng.uniform(0.45, 0.82)
-    iris_light = rng.uniform(0.3, 0.62)
-    iris_dark = iris_light * rng.uniform(0.2, 0.5)
-    inner = rng.uniform(0.8, 1.1)
+    """Near-infrared: melanin barely absorbs, so every iris looks mid-grey and richly textured.
+
+    Published NIR databases show bright skin (often the brightest thing in the
+    frame, sometimes saturated), a light-grey sclera, an iris whose mean is often
+    close to the sclera's, so that the limbus is a faint, soft step rather than a
+    dark ring, and a dark but not black pupil; lashes and brows stay dark.
+    """
+    skin = rng.uniform(0.5, 1.0)
+    sclera = float(np.clip(skin * rng.uniform(0.6, 1.05), 0.3, 0.95))
+    iris_mean = sclera * rng.uniform(0.5, 0.9)
+    spread = rng.uniform(0.3, 0.7)  # texture: dark and light ends around the mean
+    inner = rng.uniform(0.8, 1.15)  # the pupillary zone is a little darker or lighter
     return Look(
         nir=True,
-        skin=rgb([skin] * 3),
-        sclera=rgb([np.clip(skin * rng.uniform(0.85, 1.15), 0.35, 0.95)] * 3),
-        iris_outer=(rgb([iris_dark] * 3), rgb([iris_light] * 3)),
-        iris_inner=(rgb([iris_dark * inner] * 3), rgb([iris_light * inner] * 3)),
-        iris_contrast=rng.uniform(1.2, 2.0),
-        pupil=rgb([rng.uniform(0.01, 0.05)] * 3),
-        lash=rgb([rng.uniform(0.03, 0.12)] * 3),
+        skin=grey(skin),
+        sclera=grey(sclera),
+        iris_outer=(grey(iris_mean * (1 - spread)), grey(iris_mean * (1 + spread))),
+        iris_inner=(grey(iris_mean * inner * (1 - spread)), grey(iris_mean * inner * (1 + spread))),
+        iris_contrast=rng.uniform(1.0, 2.2),
+        pupil=grey(min(rng.uniform(0.02, 0.14), 0.45 * iris_mean)),
+        lash=grey(rng.uniform(0.03, 0.15)),
         vessel_alpha=0.0,
+        limbus_ring=rng.uniform(0.0, 0.45),
+        limbus_softness=rng.uniform(0.015, 0.07),
     )

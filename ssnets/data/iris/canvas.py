@@ -21,7 +21,7 @@ Box = tuple[slice, slice]
 
 @dataclass(frozen=True)
 class Canvas:
-    """Coordinates of every subpixel: output-pixel x/y and the eye frame (u = along / half_width)."""
+    """Coordinates of every subpixel: scene x/y and the eye frame (u = along / half_width)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -59,7 +59,7 @@ def make_canvas(geo: EyeGeometry, size: int, supersampling: int, box: Box | None
     restricted to `box` (in sample indices) when given."""
     centres = _sample_centres(size, supersampling)
     rows, cols = box or (slice(None), slice(None))
-    x, y = np.meshgrid(centres[cols], centres[rows])
+    x, y = np.meshgrid(centres[cols] * np.float32(geo.pixel_aspect), centres[rows])
     along, across = geo.to_eye_frame(x, y)
     u = along / geo.half_width
     return Canvas(x, y, u, across, geo.upper_lid(u), geo.lower_lid(u), geo.half_width)
@@ -70,7 +70,9 @@ def eye_box(geo: EyeGeometry, size: int) -> Box | None:
     top = geo.upper_height * (1 + abs(geo.upper_skew)) + 1
     bottom = geo.lower_height * (1 + abs(geo.lower_skew)) + 1
     reach = geo.half_width + 1
-    x, y = geo.from_eye_frame(np.array([-reach, reach, reach, -reach]), np.array([-top, -top, bottom, bottom]))
+    x, y = geo.to_pixels(
+        *geo.from_eye_frame(np.array([-reach, reach, reach, -reach]), np.array([-top, -top, bottom, bottom]))
+    )
     image = (slice(0, size * SUPERSAMPLING), slice(0, size * SUPERSAMPLING))
     return subpixel_box(y.min(), y.max(), x.min(), x.max(), within=image)
 

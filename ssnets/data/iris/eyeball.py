@@ -75,11 +75,11 @@ def iris_texture(rng: np.random.Generator, look: Look) -> IrisTexture:
     )
     value += rng.uniform(0.05, 0.2) * ridge(rho - collarette, 0.035)
     value -= rng.uniform(0.0, 0.1) * ridge(rho - collarette - 0.07, 0.04)
-    value -= _crypts(rng, rho, theta, collarette)
+    value -= _crypts(rng, rho, theta, collarette, many=look.nir)
     value -= _contraction_furrows(rng, rho, theta)
     limbus_width = rng.uniform(0.08, 0.3)
     towards_limbus = np.clip((rho - 1 + limbus_width) / limbus_width, 0, 1)
-    value *= 1.0 - rng.uniform(0.3, 0.75) * towards_limbus * np.sqrt(towards_limbus)
+    value *= 1.0 - look.limbus_ring * towards_limbus * np.sqrt(towards_limbus)
     value *= 1.0 - rng.uniform(0.3, 0.7) * ridge(rho, 0.035)  # pigment ruff at the pupil margin
     return IrisTexture(np.clip(value, 0, 1).astype(np.float32).ravel(), collarette.astype(np.float32).ravel())
 
@@ -102,9 +102,12 @@ def _angle_difference(theta: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return (theta - centre + np.pi) % (2 * np.pi) - np.pi
 
 
-def _crypts(rng: np.random.Generator, rho: np.ndarray, theta: np.ndarray, collarette: np.ndarray) -> np.ndarray:
-    """Darkening by Fuchs' crypts: radially elongated holes, mostly just outside the collarette."""
-    count = int(rng.integers(2, 26))
+def _crypts(
+    rng: np.random.Generator, rho: np.ndarray, theta: np.ndarray, collarette: np.ndarray, many: bool
+) -> np.ndarray:
+    """Darkening by Fuchs' crypts: radially elongated holes, mostly just outside the collarette;
+    NIR images show `many` of them, being free of the pigment that hides them in visible light."""
+    count = int(rng.integers(6, 40) if many else rng.integers(2, 26))
     angles = rng.uniform(0, 2 * np.pi, count).astype(np.float32)
     at_collarette = collarette[0, (angles / (2 * np.pi) * POLAR_COLUMNS).astype(int) % POLAR_COLUMNS]
     radii = np.clip(at_collarette + rng.uniform(-0.1, 0.4, count), 0.05, 0.9)
@@ -133,7 +136,8 @@ def paint_iris(
     texture = iris_texture(rng, look)
     reach = geo.iris_radius + 2
     cx, cy = geo.iris_center
-    window = subpixel_box(cy - reach, cy + reach, cx - reach, cx + reach, within=box)
+    left, right = geo.to_pixels(np.array([cx - reach, cx + reach]), cy)[0]
+    window = subpixel_box(cy - reach, cy + reach, left, right, within=box)
     if window is None:
         return visible
     window = relative(window, box)
@@ -158,8 +162,8 @@ def paint_iris(
     iris += inner * (inner_dark + (inner_light - inner_dark) * value - iris)
 
     region = eyeball[(slice(None), *window)]
-    region *= 1 - 0.2 * falloff(from_iris - geo.iris_radius, 0.08 * geo.iris_radius)
-    limbus_blur = max(0.5, geo.iris_radius * rng.uniform(0.01, 0.04))
+    region *= 1 - 0.3 * look.limbus_ring * falloff(from_iris - geo.iris_radius, 0.08 * geo.iris_radius)
+    limbus_blur = max(0.5, geo.iris_radius * look.limbus_softness)
     region += np.clip((geo.iris_radius - from_iris) / limbus_blur + 0.5, 0, 1) * (iris - region)
     pupil = look.pupil * (1 + 0.3 * smooth_field(rng, from_pupil.shape, 3))
     region += np.clip((pupil_edge - from_pupil) / rng.uniform(0.35, 1.0) + 0.5, 0, 1) * (pupil - region)

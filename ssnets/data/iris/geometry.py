@@ -10,7 +10,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class EyeGeometry:
-    """Where the parts of one eye lie, in output pixels (x right, y down; pixel k spans [k, k+1)).
+    """Where the parts of one eye lie, in scene units (x right, y down).
+
+    The scene is the camera's frame: `pixel_aspect` times as wide as high (4:3 for
+    the usual iris cameras, 640x480 or 320x240). It is stored squeezed into a
+    square image, as `data=folder` and `ssnets.predict` resize a real 4:3 photo,
+    so output pixel (row, col) covers scene x in [col, col + 1) * pixel_aspect and
+    y in [row, row + 1): a scene unit is one output pixel vertically.
 
     The iris is a circle in its own frame, which is squashed along `squash_angle`
     to mimic off-axis gaze; the pupil is a (slightly wobbly) circle in that same
@@ -35,6 +41,11 @@ class EyeGeometry:
     lower_power: float
     upper_skew: float
     lower_skew: float
+    pixel_aspect: float = 1.0  # scene units per output pixel horizontally
+
+    def to_pixels(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scene (x, y) -> output-pixel (x, y)."""
+        return x / self.pixel_aspect, y
 
     def to_eye_frame(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(along, across) in pixels; across grows downwards."""
@@ -86,9 +97,16 @@ def lid_profile(u: np.ndarray, power: float, skew: float) -> np.ndarray:
     return np.maximum(1.0 - u * u, 1e-30) ** power * (1.0 + skew * u)
 
 
-def sample_geometry(rng: np.random.Generator, size: int) -> EyeGeometry:
-    iris_radius = size * rng.uniform(0.12, 0.35)
-    iris_center = (size * (0.5 + rng.uniform(-0.18, 0.18)), size * (0.5 + rng.uniform(-0.15, 0.15)))
+def sample_geometry(rng: np.random.Generator, size: int, frame_aspect: float = 1.0) -> EyeGeometry:
+    """An eye in a scene `size` high and `frame_aspect` x `size` wide.
+
+    Camera distance and framing vary as in iris databases: the iris radius spans
+    a tenth (a wide periocular shot) to nearly two fifths (CASIA-Iris-Interval's
+    close-ups) of the frame height, and the eye is often well off centre.
+    """
+    iris_radius = size * rng.uniform(0.1, 0.38)
+    width = size * frame_aspect
+    iris_center = (width * (0.5 + rng.uniform(-0.24, 0.24)), size * (0.5 + rng.uniform(-0.2, 0.2)))
     medial_side = int(rng.choice([-1, 1]))
     tilt = float(np.clip(rng.normal(0.0, 0.1), -0.3, 0.3))
     half_width = iris_radius * rng.uniform(2.0, 2.8)
@@ -136,6 +154,7 @@ def sample_geometry(rng: np.random.Generator, size: int) -> EyeGeometry:
         lower_power=lower_power,
         upper_skew=upper_skew,
         lower_skew=lower_skew,
+        pixel_aspect=frame_aspect,
     )
 
 

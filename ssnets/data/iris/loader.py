@@ -6,6 +6,7 @@ import os
 
 from ssnets.data.folder import load_folder
 from ssnets.data.iris.cache import ensure_dataset
+from ssnets.data.iris.render import DEFAULT_FRAME_ASPECT, DEFAULT_MODE
 from ssnets.data.types import MaskSpec, Split
 
 
@@ -19,7 +20,11 @@ def load(
     channels: int,
     mask_spec: MaskSpec,
     require_val: bool = True,
+    mode: str = DEFAULT_MODE,
+    frame_aspect: float = DEFAULT_FRAME_ASPECT,
 ) -> dict[str, Split]:
     """The data config's loader: generate (once) at image_size, then read through the folder source."""
-    root = ensure_dataset(cache_dir, image_size, num_train, num_val, num_test, seed)
+    root = ensure_dataset(
+        cache_dir, image_size, num_train, num_val, num_test, seed, mode=mode, frame_aspect=frame_aspect
+    )
     return load_folder(root, image_size, channels, mask_spec, require_val)

@@ -1,4 +1,4 @@
-"""Corneal reflections: spots, rings, LED rows and windows mirrored near the pupil."""
+"""Corneal reflections (spots, rings, LED rows and windows mirrored near the pupil) and glints on the wet lid margin."""
 
 from __future__ import annotations
 
@@ -12,45 +12,58 @@ from ssnets.data.iris.appearance import Look, rgb
 from ssnets.data.iris.canvas import SUPERSAMPLING, Box, bounding_box, origin
 from ssnets.data.iris.geometry import EyeGeometry
 
-# Light sources seen on the cornea: NIR cameras carry LED illuminators, visible-light
-# captures mirror lamps and windows.
-NIR_REFLECTIONS = {"spot": 0.45, "ring": 0.2, "leds": 0.35}
+# Light sources seen on the cornea: NIR cameras carry LED illuminators (one, a pair as on
+# the LG and IrisKing sensors, or a ring of them as on CASIA's), visible-light captures
+# mirror lamps and windows.
+NIR_REFLECTIONS = {"spot": 0.4, "ring": 0.15, "leds": 0.45}
 VISIBLE_REFLECTIONS = {"spot": 0.4, "ellipse": 0.25, "ring": 0.07, "window": 0.28}
 
 
 def _reflection_shape(
     rng: np.random.Generator, geo: EyeGeometry, look: Look, centre: np.ndarray, shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Subpixel (rows, cols) of one light source's reflection on the cornea."""
+    """Subpixel (rows, cols) of one light source's reflection on the cornea; `centre` in output pixels.
+
+    Shapes are drawn round in the scene, i.e. `aspect` times narrower in output pixels.
+    """
     scale = geo.iris_radius * SUPERSAMPLING
+    aspect = geo.pixel_aspect
     row, col = centre[1] * SUPERSAMPLING - 0.5, centre[0] * SUPERSAMPLING - 0.5
     kinds = NIR_REFLECTIONS if look.nir else VISIBLE_REFLECTIONS
     kind = rng.choice(list(kinds), p=list(kinds.values()))
     if kind == "spot":
-        return skimage.draw.disk((row, col), max(1.0, scale * rng.uniform(0.02, 0.08)), shape=shape)
+        radius = max(1.0, scale * rng.uniform(0.02, 0.08))
+        return skimage.draw.ellipse(row, col, radius, max(1.0, radius / aspect), shape=shape)
     if kind == "ellipse":
-        semi_axes = scale * rng.uniform(0.03, 0.14), scale * rng.uniform(0.015, 0.05)
+        semi_axes = scale * rng.uniform(0.03, 0.14), scale * rng.uniform(0.015, 0.05) / aspect
         return skimage.draw.ellipse(row, col, *semi_axes, shape=shape, rotation=rng.uniform(0, np.pi))
     if kind == "ring":
         outer, inner = scale * rng.uniform(0.06, 0.2), rng.uniform(0.4, 0.7)
-        rows, cols = skimage.draw.disk((row, col), outer, shape=shape)
-        keep = np.hypot(rows - row, cols - col) >= inner * outer
+        rows, cols = skimage.draw.ellipse(row, col, outer, outer / aspect, shape=shape)
+        keep = np.hypot(rows - row, (cols - col) * aspect) >= inner * outer
         return rows[keep], cols[keep]
     if kind == "window":
-        return _window_reflection(rng, row, col, scale, shape)
+        return _window_reflection(rng, row, col, scale, aspect, shape)
     count = int(rng.integers(2, 9))
-    spacing = scale * rng.uniform(0.05, 0.12)
-    angle = rng.uniform(0, np.pi)
+    spacing = scale * rng.uniform(0.05, 0.2 if count == 2 else 0.12)
+    angle = rng.uniform(0, np.pi) if count > 2 else rng.normal(0, 0.2)  # a pair sits side by side
     offsets = (np.arange(count) - (count - 1) / 2) * spacing
-    radius = max(1.0, 0.3 * spacing)
+    radius = max(1.0, min(0.3 * spacing, scale * 0.06))
     dots = [
-        skimage.draw.disk((row + o * math.sin(angle), col + o * math.cos(angle)), radius, shape=shape) for o in offsets
+        skimage.draw.ellipse(
+            row + o * math.sin(angle),
+            col + o * math.cos(angle) / aspect,
+            radius,
+            max(1.0, radius / aspect),
+            shape=shape,
+        )
+        for o in offsets
     ]
     return np.concatenate([d[0] for d in dots]), np.concatenate([d[1] for d in dots])
 
 
 def _window_reflection(
-    rng: np.random.Generator, row: float, col: float, scale: float, shape: tuple[int, int]
+    rng: np.random.Generator, row: float, col: float, scale: float, aspect: float, shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """A rotated rectangle, sometimes split into panes by dark bars."""
     height, width = scale * rng.uniform(0.05, 0.25, 2)
@@ -65,7 +78,8 @@ def _window_reflection(
             left, right = (j + bar / 2) / panes_across - 0.5, (j + 1 - bar / 2) / panes_across - 0.5
             corner_y = np.array([top, top, bottom, bottom]) * height
             corner_x = np.array([left, right, right, left]) * width
-            pane_rows, pane_cols = row + corner_y * cos + corner_x * sin, col - corner_y * sin + corner_x * cos
+            pane_rows = row + corner_y * cos + corner_x * sin
+            pane_cols = col + (corner_x * cos - corner_y * sin) / aspect
             pane = skimage.draw.polygon(pane_rows, pane_cols, shape=shape)
             rows.append(pane[0])
             cols.append(pane[1])
@@ -81,8 +95,9 @@ def paint_reflections(
     cores = np.zeros(shape, bool)
     anchor = np.array(geo.pupil_center) + rng.normal(0, 0.25 * geo.iris_radius, 2)
     box_corner = origin(box)[::-1] / SUPERSAMPLING  # as (x, y) in output pixels
-    for index in range(int(rng.integers(1, 5))):
+    for index in range(int(rng.integers(1, 4 if look.nir else 5))):
         centre = anchor if index == 0 else anchor + rng.normal(0, 0.35 * geo.iris_radius, 2)
+        centre = np.array(geo.to_pixels(*centre))
         cores[_reflection_shape(rng, geo, look, centre - box_corner, shape)] = True
     cores &= eye_alpha > 0.5
     around = bounding_box(cores)

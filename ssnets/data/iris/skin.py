@@ -1,10 +1,10 @@
-"""Skin around the eye: tone and texture, lid creases and hollows, shade cast on the eyeball, brow and lashes."""
+"""Skin around the eye: tone and texture, lid creases and hollows, shade cast on the eyeball, brow, lashes and hair."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ssnets.data.iris.appearance import Look, rgb
+from ssnets.data.iris.appearance import Look, grey, rgb
 from ssnets.data.iris.canvas import (
     SUPERSAMPLING,
     Canvas,
@@ -15,17 +15,31 @@ from ssnets.data.iris.canvas import (
     smooth_field,
 )
 from ssnets.data.iris.geometry import EyeGeometry, lid_profile
-from ssnets.data.iris.strokes import brow_strokes, lower_lash_strokes, rasterize_strokes, upper_lash_strokes
+from ssnets.data.iris.strokes import (
+    brow_strokes,
+    head_hair_strokes,
+    lid_glint_strokes,
+    lower_lash_strokes,
+    rasterize_strokes,
+    upper_lash_strokes,
+)
+
+HEAD_HAIR_FRACTION = 0.2
 
 
 def paint_skin(rng: np.random.Generator, geo: EyeGeometry, look: Look, canvas: Canvas) -> np.ndarray:
     """(3, H, W) skin around the eye, including the lid margins; the eye opening is painted over it."""
     shape = canvas.shape
     shade = 1.0 + 0.08 * smooth_field(rng, shape, 3) + 0.025 * smooth_field(rng, shape, 9)
-    shade += rng.uniform(0.03, 0.09) * (rng.random(shape, dtype=np.float32) - 0.5)  # pores, fine texture
+    shade += rng.uniform(0.0, 0.05) * smooth_field(rng, shape, 16)  # folds and unevenness of the skin surface
+    shade += rng.uniform(0.03, 0.12) * (rng.random(shape, dtype=np.float32) - 0.5)  # pores, fine texture
     shade *= _lid_relief(rng, geo, canvas)
     skin = look.skin * shade
-    if not look.nir:
+    if look.nir:
+        # Skin is glossy under an NIR illuminator: patches of sheen, brightest on the lids and brow bone.
+        sheen = np.maximum(smooth_field(rng, shape, 7) - rng.uniform(1.0, 2.5), 0)
+        skin += rng.uniform(0.0, 0.3) * sheen
+    else:
         redness = rng.uniform(0.0, 0.06) * (0.5 + 0.5 * smooth_field(rng, shape, 5))
         skin += rgb([1.0, -0.4, -0.5]) * redness
 
@@ -75,14 +89,22 @@ def shade_under_lids(rng: np.random.Generator, geo: EyeGeometry, coarse: Canvas)
 
 
 def paint_hair(rng: np.random.Generator, geo: EyeGeometry, look: Look, picture: np.ndarray) -> np.ndarray:
-    """Paint eyebrow and eyelashes in place; return the lashes' boolean coverage (subpixels)."""
+    """Paint eyebrow, eyelashes, lid glints and stray head hair in place; return the boolean coverage
+    (subpixels) of what hides the iris."""
     shape = picture.shape[1:]
     brow = brow_strokes(rng, geo, shape[0] // SUPERSAMPLING)
     if brow is not None:
         brow_colour = np.minimum(look.lash * rng.uniform(1.0, 2.5), 1)
-        blend_at(picture, rasterize_strokes(shape, *brow), brow_colour, rng.uniform(0.6, 0.9))
+        blend_at(picture, rasterize_strokes(shape, *brow), brow_colour, rng.uniform(0.6, 0.95))
+    glints = rasterize_strokes(shape, *lid_glint_strokes(rng, geo))
+    blend_at(picture, glints, grey(rng.uniform(0.85, 1.0)), rng.uniform(0.6, 1.0))
     upper = rasterize_strokes(shape, *upper_lash_strokes(rng, geo))
     lower = rasterize_strokes(shape, *lower_lash_strokes(rng, geo))
     blend_at(picture, upper, look.lash, rng.uniform(0.8, 0.97))
     blend_at(picture, lower & ~upper, look.lash, rng.uniform(0.5, 0.85))
-    return upper | lower
+    hidden = upper | lower | glints
+    if rng.random() < HEAD_HAIR_FRACTION:
+        hair = rasterize_strokes(shape, *head_hair_strokes(rng, geo))
+        blend_at(picture, hair, np.minimum(look.lash * rng.uniform(0.8, 3.0), 1), rng.uniform(0.75, 0.97))
+        hidden |= hair
+    return hidden

@@ -1,4 +1,5 @@
-"""Hair-thin strokes (eyelashes, eyebrow hairs, scleral vessels): Bézier curves rasterised with a round brush."""
+"""Hair-thin strokes (eyelashes, eyebrow and head hairs, scleral vessels, lid glints): Bézier curves rasterised
+with a round brush."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _bezier_points(
     first_point = np.repeat(np.cumsum(steps) - steps, steps)
     t = ((np.arange(stroke.size) - first_point) / (steps[stroke] - 1))[:, None]
     points = (1 - t) ** 2 * start[stroke] + 2 * (1 - t) * t * bend[stroke] + t**2 * end[stroke]
-    x, y = geo.from_eye_frame(points[:, 0], points[:, 1])
+    x, y = geo.to_pixels(*geo.from_eye_frame(points[:, 0], points[:, 1]))
     radii = radius_ends[stroke, 0] + (radius_ends[stroke, 1] - radius_ends[stroke, 0]) * t[:, 0]
     return np.stack([y * SUPERSAMPLING - 0.5, x * SUPERSAMPLING - 0.5], -1), radii * SUPERSAMPLING
 
@@ -74,7 +75,7 @@ def _curved_strokes(
 def upper_lash_strokes(rng: np.random.Generator, geo: EyeGeometry) -> tuple[np.ndarray, np.ndarray]:
     """Lashes grow in clumps along the upper margin, fanning outwards; some curl up, some hang over the eye."""
     radius = geo.iris_radius
-    count = int(rng.integers(70, 220))
+    count = int(rng.integers(50, 300))
     clumps = max(1, count // int(rng.integers(2, 7)))
     clump = rng.integers(0, clumps, count)
     u = np.clip(rng.uniform(-0.96, 0.94, clumps)[clump] + rng.normal(0, 0.02, count), -0.97, 0.97)
@@ -107,14 +108,14 @@ def brow_strokes(rng: np.random.Generator, geo: EyeGeometry, size: int) -> tuple
     """Eyebrow hairs in an arched band well above the eye, rising at the nose end and lying
     flat towards the temple; None when the band is outside the image (zoomed-in captures)."""
     radius = geo.iris_radius
-    count = int(rng.integers(250, 550))
+    count = int(rng.integers(200, 900))
     towards_temple = rng.uniform(0, 1, count)  # 0 at the nose end, 1 at the tail
     u = geo.medial_side * (0.95 - 2.15 * towards_temple)
     arch = np.clip(1 - ((towards_temple - 0.65) / 0.65) ** 2, 0, 1)
     middle = -(geo.upper_height + radius * rng.uniform(1.0, 2.0) + radius * rng.uniform(0.2, 0.6) * arch)
     half_thickness = radius * rng.uniform(0.2, 0.4) * (1.2 - 0.7 * towards_temple)
     root = np.stack([u * geo.half_width, middle + half_thickness * rng.uniform(-1, 1, count)], -1)
-    x, y = geo.from_eye_frame(root[:, 0], root[:, 1])
+    x, y = geo.to_pixels(*geo.from_eye_frame(root[:, 0], root[:, 1]))
     if not ((y > -radius) & (y < size + radius) & (x > -radius) & (x < size + radius)).any():
         return None
     lying = np.clip(towards_temple / 0.3, 0, 1)
@@ -122,8 +123,32 @@ def brow_strokes(rng: np.random.Generator, geo: EyeGeometry, size: int) -> tuple
     angle = np.arctan2(direction_along, direction_across) + rng.normal(0, 0.15, count)
     curl = rng.uniform(-0.3, 0.3, count)
     length = radius * rng.uniform(0.15, 0.35, count)
-    thickness = radius * rng.uniform(0.007, 0.013) * np.ones((count, 1)) * np.array([[1.0, 0.4]])
+    thickness = radius * rng.uniform(0.007, 0.016) * np.ones((count, 1)) * np.array([[1.0, 0.4]])
     return _curved_strokes(geo, root, angle, curl, length, thickness)
+
+
+def head_hair_strokes(rng: np.random.Generator, geo: EyeGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Strands of head hair (a fringe) falling across the frame from above the eye, some over the eye itself."""
+    radius = geo.iris_radius
+    count = int(rng.integers(3, 40))
+    along = geo.half_width * (rng.uniform(-1.6, 1.6) + rng.normal(0, 0.4, count))
+    root = np.stack([along, -(geo.upper_height + radius * rng.uniform(0.3, 4.0, count))], -1)
+    angle = rng.normal(0, 0.3) + rng.normal(0, 0.25, count)
+    curl = rng.uniform(-0.8, 0.8, count)
+    length = radius * rng.uniform(1.5, 6.0, count)
+    thickness = radius * rng.uniform(0.01, 0.03) * rng.uniform(0.7, 1.3, (count, 1)) * np.array([[1.0, 0.6]])
+    return _curved_strokes(geo, root, angle, curl, length, thickness)
+
+
+def lid_glint_strokes(rng: np.random.Generator, geo: EyeGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Tiny bright dots where the illuminator catches the tear film along the lower lid margin."""
+    radius = geo.iris_radius
+    count = int(rng.integers(1, 14))
+    u = rng.uniform(-0.75, 0.75, count)
+    root = np.stack([u * geo.half_width, geo.lower_lid(u) + radius * rng.uniform(-0.02, 0.05, count)], -1)
+    stretch = np.stack([radius * rng.uniform(0.0, 0.06, count), np.zeros(count)], -1)
+    size = radius * rng.uniform(0.008, 0.025, (count, 1)) * np.ones((1, 2))
+    return _bezier_points(geo, root - stretch, root, root + stretch, size)
 
 
 def vessel_strokes(rng: np.random.Generator, geo: EyeGeometry) -> tuple[np.ndarray, np.ndarray]:
