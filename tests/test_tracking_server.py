@@ -280,6 +280,7 @@ def start_outage_run(server: MlflowServer, work: Path, epochs: int, *overrides: 
         *TINY,
         *SMALL_MODEL,
         f"trainer.epochs={epochs}",
+        "trainer.epoch_pictures_interval_s=0",  # a picture every epoch: every record must arrive
         "logger.system_metrics_interval=1",
         f"logger.tracking_uri={server.uri}",
         "logger.experiment_name=outage",
