@@ -159,3 +159,10 @@ def test_unreachable_tracking_server_stops_within_seconds_naming_it(tmp_path):
     assert "MLflow tracking server http://127.0.0.1:9 cannot be reached (ConnectionError)" in output
     assert "Traceback" not in output and "Epoch 1" not in output
     assert seconds < 90, seconds  # Python and TensorFlow start-up included; MLflow's own retries take minutes
+
+
+def test_a_checkpoint_of_an_earlier_version_is_one_sentence(tmp_path):
+    model = tiny_model()
+    model.save_weights(tmp_path / "epoch-0001.weights.h5")  # what resume checkpoints were before .weights.npz
+    with pytest.raises(UserError, match=r"was written by an earlier ssnets .*; finish that run with the version"):
+        load_snapshot(model, tmp_path / "epoch-0001.weights.h5")

@@ -113,7 +113,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if self.monitor.improves(score, progress.best_score):
             if self._best is None:
                 self._best = inference_model(self.model)
-            best_weights = [snapshot[f"model/{index}"] for index in range(len(self._best.weights))]
+            best_weights = [snapshot[f"model/{index}"] for index in range(len(self.model.weights))]
             progress.best_score, progress.best_epoch = score, epoch
         previous = progress.weights
         progress.weights = f"epoch-{epoch + 1:04d}{WEIGHTS_SUFFIX}"
@@ -126,6 +126,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.wait()
+        if self._writer is not None:
+            self._writer.shutdown()
 
     def wait(self) -> None:
         """Block until the last epoch's files are written; raises the write's error if it failed."""
@@ -167,6 +169,11 @@ def count_prefixed(names: list[str], prefix: str) -> int:
 
 def load_snapshot(model: keras.Model, path: Path) -> None:
     """Give a compiled model the variables variables_snapshot copied; one sentence when they do not fit."""
+    if not path.name.endswith(WEIGHTS_SUFFIX):
+        raise UserError(
+            f"Checkpoint {path} was written by an earlier ssnets (before {WEIGHTS_SUFFIX} checkpoints); finish "
+            "that run with the version that started it, or delete its checkpoint folder to start over."
+        )
     with np.load(path) as arrays:
         weights = [arrays[f"model/{index}"] for index in range(count_prefixed(arrays.files, "model/"))]
         optimizer_values = [arrays[f"optimizer/{index}"] for index in range(count_prefixed(arrays.files, "optimizer/"))]
