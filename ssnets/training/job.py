@@ -151,8 +151,7 @@ def fit_model(cfg: DictConfig, setup: Setup, data: TrainingData, job: Job, track
     with setup.placement.scope():
         compile_model(setup.model, cfg, data.class_weights)
     checkpoint.restore(setup.model, job.run_dir, job.progress)
-    resume.log_missing_epochs(tracker, job.progress.history)
-    logged_epochs = resume.logged_epoch_count(tracker, job.progress.history)
+    logged_epochs = resume.reconcile_logged_epochs(tracker, job.progress.history)
     return fit(
         setup.model,
         data.train,

@@ -49,9 +49,10 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
-def check_key(model_cfg: DictConfig, timed_input: str = "") -> str:
+def check_key(model_cfg: DictConfig, timed_input: str | None = None) -> str:
     versions = [f"{name} {importlib.metadata.version(name)}" for name in ("keras", "tensorflow-cpu")]
-    return " | ".join([cpu_model(), *versions, f"{model_cfg.name} {model_cfg.conv_type}", timed_input]).rstrip(" |")
+    parts = [cpu_model(), *versions, f"{model_cfg.name} {model_cfg.conv_type}"]
+    return " | ".join([*parts, timed_input] if timed_input else parts)
 
 
 def resolve_precision(cfg: DictConfig) -> str:

@@ -136,21 +136,18 @@ def continue_run(run_dir: Path, tracker: Tracker, params: dict[str, Any], digest
     return Job(JobState.CONTINUING, run_dir, progress)
 
 
-def log_missing_epochs(tracker: Tracker, history: Mapping[str, Sequence[float]]) -> None:
-    """Log the epochs of `history` (step = epoch) the tracked run lacks, e.g. queued when a process was killed."""
+def reconcile_logged_epochs(tracker: Tracker, history: Mapping[str, Sequence[float]]) -> int:
+    """Log the epochs of `history` (step = epoch) the tracked run lacks, e.g. queued when a process was killed,
+    and return how many epochs the run has logged: it can be more than `history` holds (epochs logged while
+    their checkpoint was still being written when the process was killed), and the resumed run must not log
+    those again."""
     if tracker.run_id is None:
-        return
+        return 0
+    logged_epochs = 0
     for name, values in history.items():
         logged = {step for step, _ in tracker.metric_history(tracker.run_id, name)}
         for epoch, value in enumerate(values):
             if epoch not in logged:
                 tracker.log_metrics({name: value}, step=epoch)
-
-
-def logged_epoch_count(tracker: Tracker, history: Mapping[str, Sequence[float]]) -> int:
-    """How many epochs the tracked run has logged (it can be more than `history` holds: epochs logged while
-    their checkpoint was still being written when the process was killed)."""
-    if tracker.run_id is None or not history:
-        return 0
-    steps = [step for name in history for step, _ in tracker.metric_history(tracker.run_id, name)]
-    return max(steps, default=-1) + 1
+        logged_epochs = max(logged_epochs, len(values), max(logged, default=-1) + 1)
+    return logged_epochs
