@@ -26,7 +26,6 @@ TINY = [
     "data.num_test=4",
     "data.batch_size=8",
     "trainer.epochs=1",
-    "trainer.verbose=2",
     "trainer.num_preview=2",
     # The default run's trainer.precision=auto could pick bf16 on some CPUs; the tests compare exact figures.
     "trainer.precision=float32",

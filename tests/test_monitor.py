@@ -72,3 +72,42 @@ def test_a_run_selects_and_returns_by_the_monitor(tmp_path):
     history = read_progress(tmp_path).history["val_loss"]
     assert metrics["best_epoch"] == int(np.argmin(history))
     assert metrics["val_loss"] == pytest.approx(min(history))
+
+
+def test_an_interval_writes_the_first_and_last_epoch_and_keeps_the_best_in_memory_between(tmp_path):
+    """trainer.checkpoint_interval_s longer than the fit: epochs 2 and 3 are not written, yet best.keras ends
+    with epoch 2's weights (the best by val_loss) and the state with all four epochs."""
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    progress = Progress()
+    checkpoint = EpochCheckpoint(tmp_path, progress, Monitor("val_loss", "min"), interval_seconds=3600)
+    checkpoint.set_model(model)
+    checkpoint.set_params({"epochs": 4})
+    checkpoint.on_train_begin()
+    committed = []
+    for epoch, val_loss in enumerate([0.5, 0.7, 0.2, 0.3]):
+        model.layers[-1].kernel.assign(np.full((2, 1), epoch, "float32"))
+        checkpoint.on_epoch_end(epoch, {"val_loss": val_loss})
+        committed.append(read_progress(tmp_path).epoch)
+    checkpoint.on_train_end()
+    assert committed == [1, 1, 1, 4]
+    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["epoch-0004.weights.npz", "state.json"]
+    assert (progress.best_epoch, read_progress(tmp_path).best_epoch) == (2, 2)
+    best = keras.models.load_model(tmp_path / "best.keras")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(best.layers[-1].kernel), np.full((2, 1), 2.0))
+
+
+def test_early_stopping_before_the_last_epoch_still_writes_the_epoch_it_stopped_at(tmp_path):
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    checkpoint = EpochCheckpoint(tmp_path, Progress(), Monitor("val_loss", "min"), interval_seconds=3600)
+    checkpoint.set_model(model)
+    checkpoint.set_params({"epochs": 10})
+    checkpoint.on_train_begin()
+    for epoch, val_loss in enumerate([0.5, 0.4, 0.6]):
+        checkpoint.on_epoch_end(epoch, {"val_loss": val_loss})
+    assert read_progress(tmp_path).epoch == 1
+    checkpoint.on_train_end()
+    assert read_progress(tmp_path).epoch == 3 and read_progress(tmp_path).best_epoch == 1

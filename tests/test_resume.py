@@ -167,7 +167,7 @@ def test_resume_of_a_finished_run_or_unknown_target_is_refused(tmp_path, store):
 
 
 def test_an_epoch_logged_before_its_checkpoint_was_written_is_not_logged_twice(tmp_path, store):
-    """Killed while the background writer still held epoch 2: the tracker has epochs 0 and 1, the checkpoint
+    """Killed before epoch 2 was written (trainer.checkpoint_interval_s): the tracker has epochs 0 and 1, the checkpoint
     only epoch 0. The resumed run trains epoch 1 again and logs every epoch once."""
     from ssnets.training.job import train
 

@@ -186,6 +186,14 @@ def test_user_error_is_one_sentence_without_traceback(tmp_path):
     assert "Traceback" not in output
 
 
+def test_progress_into_a_pipe_is_one_line_per_epoch(cli_run):
+    """trainer.verbose=auto: Keras would redraw its progress bar with backspaces and carriage returns."""
+    _, _, _, result = cli_run
+    assert "\x08" not in result.stdout and "\r" not in result.stdout
+    epoch_lines = [line for line in result.stdout.splitlines() if "val_miou:" in line]
+    assert len(epoch_lines) == 2
+
+
 def test_logged_model_serves_from_a_fresh_process(cli_run):
     """What `mlflow models serve` does: load the pyfunc flavor with nothing of ssnets imported beforehand."""
     import json

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,14 @@ class FitResult:
     phase_seconds: dict[str, list[float]]  # per epoch of this process: steps, validation, checkpoint, callbacks
 
 
+def progress_verbosity(verbose: str | int) -> str | int:
+    """Keras' verbose for fit(): "auto" is the progress bar on a terminal and one line per epoch otherwise,
+    since Keras redraws its bar with carriage returns even into a log file (megabytes for a long run)."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
 def fit(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -70,34 +79,30 @@ def fit(
     callbacks: list[keras.callbacks.Callback],
     restore_best: bool,
     verbose: str | int,
-    async_checkpoint: bool = True,
+    checkpoint_interval_s: float = 0.0,
 ) -> FitResult:
-    """Train up to `epochs`, from `progress` when resuming, checkpointing every epoch into run_dir.
+    """Train up to `epochs`, from `progress` when resuming, checkpointing into run_dir at the end of an epoch
+    once `checkpoint_interval_s` have passed since the last write (and after the first and the last epoch).
 
     The best epoch by `monitor` is kept in run_dir/best.keras; with `restore_best`
     the model ends with its weights, which is what the final evaluation then
     measures. The first epoch's logs get `compile_seconds`. `callbacks` (the
-    config's, then the tracker's logger) run after the checkpoint. With `async_checkpoint` the epoch's
-    files are written while the next epoch trains; a process killed before they are may have logged an
-    epoch that its resumed run trains again, and that run's logger skips what the tracker already has.
+    config's, then the tracker's logger) run after the checkpoint. A process killed between writes has
+    logged epochs that its resumed run trains again; that run's logger skips what the tracker already has.
     """
     first_epoch, start, timer = progress.epoch, time.perf_counter(), EpochPhaseTimer()
-    checkpoint = EpochCheckpoint(run_dir, progress, monitor, background=async_checkpoint)
-    try:
-        model.fit(
-            train,
-            validation_data=val,
-            epochs=epochs,
-            initial_epoch=progress.epoch,
-            shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it ignores shuffle=True)
-            # compile_seconds and the phase times join the epoch's logs after the checkpoint (not part of the
-            # resumable history), before the tracker's logger.
-            callbacks=timer.around(checkpoint, [CompileTimer(), StopOnNonFiniteLoss(), *callbacks]),
-            verbose=verbose,
-        )
-    finally:
-        # A run stopped by an error keeps its last epoch: the background write finishes before it propagates.
-        checkpoint.wait()
+    checkpoint = EpochCheckpoint(run_dir, progress, monitor, checkpoint_interval_s)
+    model.fit(
+        train,
+        validation_data=val,
+        epochs=epochs,
+        initial_epoch=progress.epoch,
+        shuffle=False,  # the tf.data pipeline shuffles (Keras would only warn that it ignores shuffle=True)
+        # compile_seconds and the phase times join the epoch's logs after the checkpoint (not part of the
+        # resumable history), before the tracker's logger.
+        callbacks=timer.around(checkpoint, [CompileTimer(), StopOnNonFiniteLoss(), *callbacks]),
+        verbose=progress_verbosity(verbose),
+    )
     train_seconds = time.perf_counter() - start
     if restore_best and progress.best_epoch is not None:
         load_best_weights(model, run_dir)

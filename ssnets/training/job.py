@@ -166,7 +166,7 @@ def fit_model(cfg: DictConfig, setup: Setup, data: TrainingData, job: Job, track
         ],
         restore_best=cfg.trainer.restore_best,
         verbose=cfg.trainer.verbose,
-        async_checkpoint=cfg.trainer.async_checkpoint,
+        checkpoint_interval_s=cfg.trainer.checkpoint_interval_s,
     )
 
 
