@@ -37,11 +37,16 @@ def test_an_unknown_mode_is_one_sentence():
         Monitor("val_miou", "up")
 
 
-def test_the_checkpoint_keeps_the_best_epoch_by_the_monitor(tmp_path):
-    """val_loss falls, rises, falls: with mode min best.keras is the third epoch's model."""
+def dense_model() -> keras.Model:
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_the_checkpoint_keeps_the_best_epoch_by_the_monitor(tmp_path):
+    """val_loss falls, rises, falls: with mode min best.keras is the third epoch's model."""
+    model = dense_model()
     progress = Progress()
     checkpoint = EpochCheckpoint(tmp_path, progress, Monitor("val_loss", "min"))
     checkpoint.set_model(model)
@@ -77,9 +82,7 @@ def test_a_run_selects_and_returns_by_the_monitor(tmp_path):
 def test_an_interval_writes_the_first_and_last_epoch_and_keeps_the_best_in_memory_between(tmp_path):
     """trainer.checkpoint_interval_s longer than the fit: epochs 2 and 3 are not written, yet best.keras ends
     with epoch 2's weights (the best by val_loss) and the state with all four epochs."""
-    inputs = keras.Input((2,))
-    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-    model.compile(optimizer="sgd", loss="mse")
+    model = dense_model()
     progress = Progress()
     checkpoint = EpochCheckpoint(tmp_path, progress, Monitor("val_loss", "min"), interval_seconds=3600)
     checkpoint.set_model(model)
@@ -99,9 +102,7 @@ def test_an_interval_writes_the_first_and_last_epoch_and_keeps_the_best_in_memor
 
 
 def test_early_stopping_before_the_last_epoch_still_writes_the_epoch_it_stopped_at(tmp_path):
-    inputs = keras.Input((2,))
-    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-    model.compile(optimizer="sgd", loss="mse")
+    model = dense_model()
     checkpoint = EpochCheckpoint(tmp_path, Progress(), Monitor("val_loss", "min"), interval_seconds=3600)
     checkpoint.set_model(model)
     checkpoint.set_params({"epochs": 10})

@@ -47,6 +47,11 @@ class Progress:
     job: dict[str, Any] = field(default_factory=dict)
 
 
+def weights_file(epoch: int) -> str:
+    """The name of the checkpoint's variables file after `epoch` epochs."""
+    return f"epoch-{epoch:04d}{WEIGHTS_SUFFIX}"
+
+
 def state_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / STATE_FILE
 
@@ -97,7 +102,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._best: keras.Model | None = None  # built once, then given each better epoch's weights
         self._best_weights: list[np.ndarray] | None = None  # a better epoch's, until they are written
         self._last_write: float | None = None  # None: no epoch of this fit written yet
-        self._unwritten = False
 
     def on_train_begin(self, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -113,37 +117,42 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for name, value in logs.items():
             progress.history.setdefault(name, []).append(value)
         score = logs.get(self.monitor.name)
-        if self.monitor.improves(score, progress.best_score):
-            self._best_weights = self.model.get_weights()
+        improved = self.monitor.improves(score, progress.best_score)
+        if improved:
             progress.best_score, progress.best_epoch = score, epoch
         progress.epoch = epoch + 1
-        self._unwritten = True
         due = self._last_write is None or time.monotonic() - self._last_write >= self.interval_seconds
         if due or progress.epoch == (self.params or {}).get("epochs"):
-            self.write()
+            self._write(best_is_current=improved)
+        elif improved:
+            self._best_weights = self.model.get_weights()
 
     def on_train_end(self, logs=None):
-        # Early stopping ends a fit at an epoch boundary before its last epoch.
-        if self._unwritten:
-            self.write()
+        # Early stopping ends a fit at an epoch boundary before its last epoch; a better unwritten epoch's
+        # weights already wait in memory.
+        if self.progress.weights != weights_file(self.progress.epoch):
+            self._write(best_is_current=False)
 
-    def write(self) -> None:
-        """best.keras (when a better epoch waits), the model's and optimizer's variables, then state.json."""
+    def _write(self, best_is_current: bool) -> None:
+        """best.keras (when this epoch is the best, or a better one waits in memory), the model's and optimizer's
+        variables, then state.json."""
         progress = self.progress
+        snapshot = variables_snapshot(self.model)
+        if best_is_current:
+            self._best_weights = [snapshot[f"model/{index}"] for index in range(len(self.model.weights))]
         if self._best_weights is not None:
             if self._best is None:
                 self._best = inference_model(self.model)
             self._best.set_weights(self._best_weights)
             write_atomically(self.run_dir / BEST_MODEL, self._best.save)
             self._best_weights = None
-        previous, weights_name = progress.weights, f"epoch-{progress.epoch:04d}{WEIGHTS_SUFFIX}"
-        snapshot = variables_snapshot(self.model)
+        previous, weights_name = progress.weights, weights_file(progress.epoch)
         write_atomically(self.directory / weights_name, lambda path: save_snapshot(path, snapshot))
         progress.weights = weights_name
         self._commit(asdict(progress))
-        if previous and previous != progress.weights:
+        if previous and previous != weights_name:
             (self.directory / previous).unlink(missing_ok=True)
-        self._last_write, self._unwritten = time.monotonic(), False
+        self._last_write = time.monotonic()
 
     def _commit(self, state: dict) -> None:
         write_atomically(state_path(self.run_dir), lambda path: path.write_text(json.dumps(state)))
